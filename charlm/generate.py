@@ -1,0 +1,121 @@
+"""Generating proverbs in batches: prime, step, sample, stop, guard against recitation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .charset import Charset
+from .novelty import NoveltyIndex
+from .proverb import Proverb
+from .runtime import Runtime
+from .sampling import Settings, choose, probabilities
+from .text import END, display, normalize_prefix
+
+MAX_ATTEMPTS = 6  # a proverb that copies the corpus or comes out empty is resampled this many times at most
+
+
+@dataclass
+class Request:
+    """One proverb to generate: its seed, optional prefix and decoding settings."""
+
+    seed: int
+    prefix: str = ""
+    settings: Settings = field(default_factory=Settings)
+
+
+@dataclass
+class Result:
+    """A generated proverb: `text` as a person reads it, and how it came about."""
+
+    text: str
+    seed: int
+    ended: str  # "sentence", "line" or "length"
+    attempts: int
+    copied: int = 0  # windows of the text found verbatim in the corpus (when the bundle has the index)
+    windows: int = 0
+    raw: str = ""  # the model's own text, paragraph marks included
+
+
+class _Job:
+    def __init__(self, req: Request, charset: Charset):
+        self.req = req
+        self.prefix = normalize_prefix(req.prefix)
+        self.prime = charset.encode(END + self.prefix)  # raises CharsetError naming the character
+        self.rng = np.random.default_rng(req.seed)
+        self.attempts = 0
+        self.best: Result | None = None
+
+
+def generate(
+    runtime: Runtime,
+    charset: Charset,
+    requests: list[Request],
+    novelty: NoveltyIndex | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[Result]:
+    """Generate one proverb per request, all rows stepped together; results in request order.
+
+    Each request draws from its own `numpy.random.Generator(seed)` and every row is computed on its own,
+    so a request's text depends only on the bundle, its seed, prefix and settings — not on the batch.
+    """
+    jobs = [_Job(r, charset) for r in requests]
+    pending = list(range(len(jobs)))
+    while pending:
+        for i in pending:
+            jobs[i].attempts += 1
+        texts = _run(runtime, charset, [jobs[i] for i in pending])
+        retry = []
+        for i, (text, ended) in zip(pending, texts):
+            job = jobs[i]
+            copied, windows = novelty.copied(text) if novelty is not None else (0, 0)
+            res = Result(display(text), job.req.seed, ended, job.attempts, copied, windows, text)
+            if job.best is None or _better(res, job.best):
+                job.best = res
+            if (copied or not res.text) and job.attempts < max_attempts:
+                retry.append(i)
+        pending = retry
+    return [j.best for j in jobs]
+
+
+def _better(a: Result, b: Result) -> bool:
+    return (bool(a.text), -a.copied) > (bool(b.text), -b.copied)
+
+
+def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str, str]]:
+    """One attempt for each job, in one batched pass; -> (model text, how it ended) per job."""
+    n = len(jobs)
+    settings = [j.req.settings for j in jobs]
+    temp = np.array([s.temperature for s in settings], np.float64)
+    top_k = np.array([s.top_k for s in settings], np.int64)
+    top_p = np.array([s.top_p for s in settings], np.float64)
+    proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
+    state = runtime.initial_state(n)
+    pos = np.zeros(n, np.int64)  # how much of its priming text each row has fed
+    ids = np.array([j.prime[0] for j in jobs], np.int64)
+    active = np.arange(n)  # rows still running, in the order of `state`'s rows
+    chars = charset.chars
+    while len(active):
+        logits, state = runtime.step(ids, state)  # (A, V)
+        pos[active] += 1
+        priming = np.array([pos[r] < len(jobs[r].prime) for r in active], bool)
+        nxt = np.empty(len(active), np.int64)
+        if priming.any():
+            nxt[priming] = [jobs[r].prime[pos[r]] for r in active[priming]]
+        sampling = ~priming
+        if sampling.any():
+            rows = active[sampling]
+            u = np.array([jobs[r].rng.random() for r in rows])
+            p = probabilities(logits[sampling], temp[rows], top_k[rows], top_p[rows])
+            nxt[sampling] = choose(p, u)
+        keep = np.ones(len(active), bool)
+        for k in np.flatnonzero(sampling):
+            if proverbs[active[k]].add(chars[nxt[k]]):
+                keep[k] = False
+        if not keep.all():
+            active = active[keep]
+            state = Runtime.select(state, keep)
+            nxt = nxt[keep]
+        ids = nxt
+    return [(p.text, p.ended) for p in proverbs]

@@ -1,0 +1,321 @@
+"""The inference runtime: a Keras char-model run in numpy, one step per character, state carried.
+
+Supported layers (a linear stack): InputLayer, Embedding (first), LSTM, GRU (reset_after either way),
+Dense, Dropout (inert at inference), Activation, TimeDistributed(Dense). A final softmax is dropped so
+that `step` returns logits. Anything else is refused by name at load time.
+
+Every matrix product goes through `_rowwise`, which multiplies each row on its own (a stacked
+(1, d) @ (d, n) product per row), so a row's result does not depend on how many other rows share the batch:
+a proverb is the same whether it was generated alone or in a batch of 32.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import BundleError
+
+SUPPORTED = ("InputLayer", "Embedding", "LSTM", "GRU", "Dense", "Dropout", "Activation", "TimeDistributed")
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _hard_sigmoid(x):  # Keras 3: relu6(x + 3) / 6
+    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": _hard_sigmoid,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "linear": lambda x: x,
+    None: lambda x: x,
+}
+
+
+def _activation(path, name, layer):
+    if isinstance(name, dict):  # serialized activation object
+        name = name.get("config", {}).get("name") or name.get("class_name")
+    if name not in ACTIVATIONS:
+        raise BundleError(path, f"layer {layer!r}: unsupported activation {name!r}")
+    return ACTIVATIONS[name]
+
+
+def _rowwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B, d) @ (d, n) -> (B, n), computed row by row so each row is batch-size invariant."""
+    return np.matmul(x[:, None, :], w)[:, 0, :]
+
+
+def to_snake_case(name: str) -> str:
+    """Keras' own rule for naming a layer's group in a .weights.h5 file."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+@dataclass
+class _Embedding:
+    table: np.ndarray  # (vocab, dim)
+
+
+@dataclass
+class _LSTM:
+    kernel: np.ndarray  # (in, 4u), gates i, f, c, o
+    recurrent: np.ndarray  # (u, 4u)
+    bias: np.ndarray  # (4u,)
+    act: object
+    rec_act: object
+
+    @property
+    def units(self) -> int:
+        return self.recurrent.shape[0]
+
+    def state(self, batch):
+        z = np.zeros((batch, self.units), np.float32)
+        return (z, z.copy())
+
+    def step(self, xw, state):
+        """xw: (B, 4u) input projection incl. bias; state (h, c) -> (h, (h, c))."""
+        h, c = state
+        z = xw + _rowwise(h, self.recurrent)
+        u = self.units
+        i = self.rec_act(z[:, :u])
+        f = self.rec_act(z[:, u : 2 * u])
+        g = self.act(z[:, 2 * u : 3 * u])
+        o = self.rec_act(z[:, 3 * u :])
+        c = f * c + i * g
+        h = o * self.act(c)
+        return h, (h, c)
+
+
+@dataclass
+class _GRU:
+    kernel: np.ndarray  # (in, 3u), gates z, r, h
+    recurrent: np.ndarray  # (u, 3u)
+    bias: np.ndarray  # input bias (3u,)
+    rec_bias: np.ndarray  # recurrent bias (3u,), zeros when reset_after is False
+    reset_after: bool
+    act: object
+    rec_act: object
+
+    @property
+    def units(self) -> int:
+        return self.recurrent.shape[0]
+
+    def state(self, batch):
+        return (np.zeros((batch, self.units), np.float32),)
+
+    def step(self, xw, state):
+        (h,) = state
+        u = self.units
+        if self.reset_after:
+            hu = _rowwise(h, self.recurrent) + self.rec_bias
+            z = self.rec_act(xw[:, :u] + hu[:, :u])
+            r = self.rec_act(xw[:, u : 2 * u] + hu[:, u : 2 * u])
+            hh = self.act(xw[:, 2 * u :] + r * hu[:, 2 * u :])
+        else:
+            hu = _rowwise(h, self.recurrent[:, : 2 * u])
+            z = self.rec_act(xw[:, :u] + hu[:, :u])
+            r = self.rec_act(xw[:, u : 2 * u] + hu[:, u:])
+            hh = self.act(xw[:, 2 * u :] + _rowwise(r * h, self.recurrent[:, 2 * u :]))
+        h = z * h + (1.0 - z) * hh
+        return h, (h,)
+
+
+@dataclass
+class _Dense:
+    kernel: np.ndarray  # (in, out)
+    bias: np.ndarray  # (out,)
+    act: object
+
+
+class Runtime:
+    """A loaded char model: `step(ids, state) -> (logits, state)` for a batch of sequences."""
+
+    def __init__(self, table: np.ndarray, layers: list, vocab_size: int):
+        # table: (vocab, first projection) — the embedding, already multiplied through the first
+        # recurrent layer's kernel and bias when there is one (one lookup instead of a matmul per step).
+        self.table = table
+        self.layers = layers
+        self.vocab_size = vocab_size
+
+    # --- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, model_json: str | Path, weights: str | Path) -> "Runtime":
+        """Read model.json + model.weights.h5; refuse anything unsupported, naming it."""
+        model_json, weights = Path(model_json), Path(weights)
+        try:
+            spec = json.loads(model_json.read_text(encoding="utf-8"))
+            layer_specs = spec["config"]["layers"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BundleError(model_json, f"not a Keras model JSON ({e.__class__.__name__}: {e})") from None
+        _check_linear(model_json, spec, layer_specs)
+        try:
+            h5 = h5py.File(weights, "r")
+        except OSError as e:
+            raise BundleError(weights, f"not an HDF5 weights file ({e})") from None
+        with h5:
+            return cls._build(model_json, weights, layer_specs, h5)
+
+    @classmethod
+    def _build(cls, model_json, weights, layer_specs, h5) -> "Runtime":
+        used: dict[str, int] = {}
+        built = []
+        for ls in layer_specs:
+            kind = ls.get("class_name")
+            cfg = ls.get("config", {})
+            name = cfg.get("name", kind)
+            group = to_snake_case(kind)
+            if group in used:
+                used[group] += 1
+                group = f"{group}_{used[group]}"
+            else:
+                used[group] = 0
+            if kind not in SUPPORTED:
+                raise BundleError(model_json, f"unsupported layer {kind} ({name!r}); supported: {', '.join(SUPPORTED)}")
+            if kind == "TimeDistributed":
+                inner = cfg.get("layer", {})
+                if inner.get("class_name") != "Dense":
+                    raise BundleError(model_json, f"unsupported layer TimeDistributed({inner.get('class_name')}) ({name!r})")
+                kind, cfg = "Dense", {**inner.get("config", {}), "name": name}
+            if kind in ("InputLayer", "Dropout"):
+                continue
+            if kind in ("LSTM", "GRU") and cfg.get("go_backwards"):
+                raise BundleError(model_json, f"layer {name!r}: go_backwards is not supported")
+            v = [] if kind == "Activation" else _vars(weights, h5, group, name)
+            try:
+                if kind == "Embedding":
+                    built.append(_Embedding(v[0]))
+                elif kind == "LSTM":
+                    act = _activation(model_json, cfg.get("activation", "tanh"), name)
+                    rec = _activation(model_json, cfg.get("recurrent_activation", "sigmoid"), name)
+                    bias = v[2] if len(v) > 2 else np.zeros(v[0].shape[1], np.float32)
+                    built.append(_LSTM(v[0], v[1], bias, act, rec))
+                elif kind == "GRU":
+                    act = _activation(model_json, cfg.get("activation", "tanh"), name)
+                    rec = _activation(model_json, cfg.get("recurrent_activation", "sigmoid"), name)
+                    reset_after = bool(cfg.get("reset_after", True))
+                    n = v[0].shape[1]
+                    if len(v) > 2:
+                        b = v[2]
+                        bias, rbias = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros(n, np.float32))
+                    else:
+                        bias, rbias = np.zeros(n, np.float32), np.zeros(n, np.float32)
+                    built.append(_GRU(v[0], v[1], bias, rbias, reset_after, act, rec))
+                elif kind == "Dense":
+                    act_name = cfg.get("activation", "linear")
+                    bias = v[1] if len(v) > 1 else np.zeros(v[0].shape[1], np.float32)
+                    built.append(_Dense(v[0], bias, "softmax" if act_name == "softmax" else _activation(model_json, act_name, name)))
+                elif kind == "Activation":
+                    act_name = cfg.get("activation")
+                    built.append("softmax" if act_name == "softmax" else _Dense(None, None, _activation(model_json, act_name, name)))
+            except IndexError:
+                raise BundleError(weights, f"layer {name!r}: too few weight arrays ({len(v)})") from None
+        return cls._assemble(model_json, weights, built)
+
+    @classmethod
+    def _assemble(cls, model_json, weights, built) -> "Runtime":
+        if not built or not isinstance(built[0], _Embedding):
+            raise BundleError(model_json, "the first layer must be an Embedding (integer character ids in)")
+        # A softmax may only close the model; it is dropped so the runtime returns logits.
+        softmax_at = [i for i, b in enumerate(built) if b == "softmax" or (isinstance(b, _Dense) and b.act == "softmax")]
+        if any(i != len(built) - 1 for i in softmax_at):
+            raise BundleError(model_json, "softmax is only supported as the model's last activation")
+        layers = []
+        for b in built:
+            if b == "softmax":
+                continue
+            if isinstance(b, _Dense) and b.act == "softmax":
+                b = _Dense(b.kernel, b.bias, ACTIVATIONS["linear"])
+            layers.append(b)
+        emb = layers[0].table
+        vocab, width = emb.shape
+        rest = layers[1:]
+        for layer in rest:  # shapes chain
+            if isinstance(layer, (_LSTM, _GRU, _Dense)) and layer.kernel is not None:
+                if layer.kernel.shape[0] != width:
+                    raise BundleError(weights, f"layer input size {layer.kernel.shape[0]} does not match the previous output size {width}")
+                width = layer.kernel.shape[1] // (4 if isinstance(layer, _LSTM) else 3 if isinstance(layer, _GRU) else 1)
+        if width != vocab:
+            raise BundleError(weights, f"output units ({width}) differ from the embedding's rows ({vocab})")
+        table = emb.astype(np.float32)
+        if rest and isinstance(rest[0], (_LSTM, _GRU)):
+            first = rest[0]
+            table = (table.astype(np.float64) @ first.kernel + first.bias).astype(np.float32)
+        return cls(table, rest, vocab)
+
+    # --- running ---------------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> list:
+        """Zero state for `batch` sequences: one tuple per recurrent layer."""
+        return [l.state(batch) if isinstance(l, (_LSTM, _GRU)) else () for l in self.layers]
+
+    def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
+        """ids: (B,) int -> logits (B, vocab) float32, and the new state."""
+        x = self.table[ids]  # (B, first projection)
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (_LSTM, _GRU)):
+                xw = x if i == 0 else _rowwise(x, layer.kernel) + layer.bias
+                x, s = layer.step(xw, state[i])
+                new_state.append(s)
+            else:
+                if layer.kernel is not None:
+                    x = _rowwise(x, layer.kernel) + layer.bias
+                x = layer.act(x)
+                new_state.append(())
+        return x, new_state
+
+    @staticmethod
+    def select(state: list, rows) -> list:
+        """The state of a subset of rows (to drop finished sequences from a batch)."""
+        return [tuple(a[rows] for a in s) for s in state]
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        """ids: (B, T) -> logits (B, T, vocab), stepping through time; for tests and evaluation."""
+        ids = np.asarray(ids)
+        state = self.initial_state(ids.shape[0])
+        out = np.empty((ids.shape[0], ids.shape[1], self.vocab_size), np.float32)
+        for t in range(ids.shape[1]):
+            out[:, t], state = self.step(ids[:, t], state)
+        return out
+
+
+def _vars(weights, h5, group: str, name: str) -> list[np.ndarray]:
+    """The arrays of one layer, in Keras' order, from `layers/<group>/.../vars/<i>`."""
+    root = h5.get(f"layers/{group}")
+    if root is None:
+        raise BundleError(weights, f"no weights for layer {name!r} (expected group layers/{group})")
+    found = []
+    root.visititems(lambda p, o: found.append(o) if isinstance(o, h5py.Group) and p.split("/")[-1] == "vars" else None)
+    groups = [g for g in found if len(g)]
+    if len(groups) != 1:
+        raise BundleError(weights, f"layer {name!r}: expected one set of weights under layers/{group}, found {len(groups)}")
+    g = groups[0]
+    return [np.asarray(g[str(i)], dtype=np.float32) for i in range(len(g))]
+
+
+def _check_linear(path, spec, layer_specs) -> None:
+    if spec.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise BundleError(path, f"unsupported model class {spec.get('class_name')!r}")
+    if spec.get("class_name") == "Sequential":
+        return
+    prev = None
+    for ls in layer_specs:
+        nodes = ls.get("inbound_nodes") or []
+        if len(nodes) > 1:
+            raise BundleError(path, f"layer {ls.get('name')!r} is shared; only a linear stack is supported")
+        if nodes:
+            args = nodes[0].get("args", [])
+            srcs = [a.get("config", {}).get("keras_history", [None])[0] for a in args if isinstance(a, dict)]
+            if srcs != [prev]:
+                raise BundleError(path, f"layer {ls.get('name')!r} does not follow {prev!r}; only a linear stack is supported")
+        prev = ls.get("name")
