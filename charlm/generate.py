@@ -38,11 +38,20 @@ class Result:
     raw: str = ""  # the model's own text, paragraph marks included
 
 
+def start_context(charset: Charset) -> str:
+    """What a new text is primed with: END (the end of the previous text), else a space.
+
+    Our models always know END. A model imported from elsewhere may have been trained on text without line
+    breaks; a space (a word boundary) is then the nearest thing to "a new text starts here".
+    """
+    return " " if END not in charset and " " in charset else END
+
+
 class _Job:
     def __init__(self, req: Request, charset: Charset):
         self.req = req
         self.prefix = normalize_prefix(req.prefix)
-        self.prime = charset.encode(END + self.prefix)  # raises CharsetError naming the character
+        self.prime = charset.encode(start_context(charset) + self.prefix)  # raises CharsetError naming the character
         self.rng = np.random.default_rng(req.seed)
         self.attempts = 0
         self.best: Result | None = None
