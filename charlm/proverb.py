@@ -45,8 +45,9 @@ class Proverb:
         if self.pending_end:
             self.ended = "sentence"
             return True
-        self.chars = list(cut(self.text, self.min_length // 2))
-        self.ended = "sentence" if ends_sentence(self.text) else "length"
+        at = cut_at_sentence(self.text, self.min_length // 2)
+        self.chars = list(at if at is not None else cut(self.text, self.min_length // 2))
+        self.ended = "sentence" if at is not None else "length"
         return True
 
     def _finish_line(self) -> None:

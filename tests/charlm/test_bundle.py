@@ -1,0 +1,100 @@
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from charlm import BundleError, Request, find_bundles, load_bundle
+from tests.conftest import make_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("b"), "gamma", aliases=["g"], seed=3)
+
+
+def copy(bundle_dir, tmp_path):
+    dest = tmp_path / "gamma"
+    shutil.copytree(bundle_dir, dest)
+    return dest
+
+
+def test_loads_and_reproduces_golden(bundle_dir):
+    b = load_bundle(bundle_dir)
+    assert b.name == "gamma" and b.aliases == ["g"]
+    assert b.check_golden() == []
+    assert len(b.manifest["golden"]) >= 3
+    assert set(b.manifest["files"]) >= {"model.json", "model.weights.h5", "charset.json"}
+
+
+def test_missing_file_is_named(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    (d / "charset.json").unlink()
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert e.value.path.endswith("charset.json") and "missing" in e.value.problem
+
+
+def test_tampered_weights_are_refused(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    with h5py.File(d / "model.weights.h5", "r+") as f:
+        ds = f["layers/dense/vars/1"]
+        ds[0] = ds[0] + 1.0
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert e.value.path.endswith("model.weights.h5") and "sha256" in e.value.problem
+
+
+def _rewrite_manifest_hashes(d):
+    from charlm.bundle import sha256_file
+
+    m = json.loads((d / "manifest.json").read_text())
+    m["files"] = {f: sha256_file(d / f) for f in m["files"]}
+    m.pop("charset_sha256", None)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def test_charset_size_mismatch_names_both_sizes(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    chars = json.loads((d / "charset.json").read_text())
+    (d / "charset.json").write_text(json.dumps(chars[:-1], ensure_ascii=False))
+    _rewrite_manifest_hashes(d)  # a consistent but wrong bundle: hashes match, sizes do not
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert str(len(chars) - 1) in e.value.problem and str(len(chars)) in e.value.problem
+
+
+def test_unknown_layer_is_refused_by_name(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    spec = json.loads((d / "model.json").read_text())
+    spec["config"]["layers"][2]["class_name"] = "Bidirectional"
+    (d / "model.json").write_text(json.dumps(spec))
+    _rewrite_manifest_hashes(d)
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert "Bidirectional" in e.value.problem and e.value.path.endswith("model.json")
+
+
+def test_not_hdf5_is_refused(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    (d / "model.weights.h5").write_bytes(b"not hdf5 at all")
+    _rewrite_manifest_hashes(d)
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert "HDF5" in e.value.problem
+
+
+def test_rewrite_is_atomic_and_replaces(bundle_dir, tmp_path):
+    from charlm.bundle import write_bundle
+
+    d = copy(bundle_dir, tmp_path)
+    files = {f: d / f for f in json.loads((d / "manifest.json").read_text())["files"]}
+    # copy sources aside: the destination folder itself is replaced
+    src = tmp_path / "src"
+    shutil.copytree(d, src)
+    files = {f: src / f for f in files}
+    write_bundle(d, files, {"name": "gamma", "title": "Новое"})
+    assert load_bundle(d).title == "Новое"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp or old folders left
+    assert find_bundles(tmp_path) == [d, src]

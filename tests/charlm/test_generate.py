@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from charlm import CharsetError, Request, Settings, load_bundle
+from charlm.novelty import NoveltyIndex, window_hashes
+from tests.conftest import make_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return load_bundle(make_bundle(tmp_path_factory.mktemp("g"), "delta", seed=4))
+
+
+def test_same_seed_same_text_and_batch_invariance(bundle):
+    s = bundle.defaults
+    alone = bundle.generate([Request(7, "Мудрец", s)])[0]
+    crowd = bundle.generate([Request(i, "", s.with_(temperature=0.3 + 0.1 * i)) for i in range(5)]
+                            + [Request(7, "Мудрец", s)] + [Request(9, "Од", s)])
+    assert crowd[5].text == alone.text
+    assert alone.text.startswith("Мудрец")
+
+
+def test_proverbs_respect_lengths(bundle):
+    s = Settings(temperature=1.0, min_length=20, max_length=50)
+    for r in bundle.generate([Request(i, "", s) for i in range(20)]):
+        assert 0 < len(r.text) <= 51
+        assert "\n\n" not in r.text
+
+
+def test_greedy_and_top_k_are_deterministic(bundle):
+    g = Settings(temperature=0, min_length=10, max_length=40)
+    a, b = bundle.generate([Request(1, "", g), Request(2, "", g)])
+    assert a.text == b.text  # greedy ignores the seed
+    k1 = Settings(temperature=1.0, top_k=1, min_length=10, max_length=40)
+    assert bundle.generate([Request(5, "", k1)])[0].text == a.text  # top-1 sampling is greedy
+
+
+def test_prefix_outside_charset_raises_named(bundle):
+    with pytest.raises(CharsetError) as e:
+        bundle.generate([Request(1, "Привет ☃")])
+    assert e.value.char == "☃"
+
+
+def test_novelty_guard_resamples_copies():
+    text = "Слово серебро, молчание золото, а дело дороже всего на свете."
+    idx = NoveltyIndex.from_text(text)
+    assert idx.copied(text) == (len(text) - 39, len(text) - 39)
+    assert idx.copied("Совсем другая фраза, которой нет в корпусе никогда и нигде.")[0] == 0
+    assert len(window_hashes("коротко")) == 0
+
+
+def test_generate_resamples_a_proverb_that_recites_the_corpus(bundle):
+    s = Settings(temperature=1.0, min_length=45, max_length=80)
+    first = bundle.generate([Request(11, "", s)])[0]
+    assert first.windows > 0
+    saved = bundle.novelty
+    try:
+        bundle.novelty = NoveltyIndex.from_text(first.raw)  # pretend the corpus holds exactly that proverb
+        again = bundle.generate([Request(11, "", s)])[0]
+    finally:
+        bundle.novelty = saved
+    assert again.attempts >= 2 and again.copied == 0
+    assert again.text != first.text
