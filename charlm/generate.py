@@ -102,29 +102,38 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
     state = runtime.initial_state(n)
     pos = np.zeros(n, np.int64)  # how much of its priming text each row has fed
+    prime_len = np.array([len(j.prime) for j in jobs], np.int64)
     ids = np.array([j.prime[0] for j in jobs], np.int64)
     active = np.arange(n)  # rows still running, in the order of `state`'s rows
     chars = charset.chars
+    # settings of the active rows, recut only when rows finish (the common step is all-sampling)
+    a_temp, a_top_k, a_top_p = temp, top_k, top_p
     while len(active):
         logits, state = runtime.step(ids, state)  # (A, V)
         pos[active] += 1
-        priming = np.array([pos[r] < len(jobs[r].prime) for r in active], bool)
-        nxt = np.empty(len(active), np.int64)
-        if priming.any():
+        priming = pos[active] < prime_len[active]
+        if not priming.any():  # every row samples: no masks to apply
+            sampling = range(len(active))
+            u = np.array([jobs[r].rng.random() for r in active.tolist()])
+            nxt = choose(probabilities(logits, a_temp, a_top_k, a_top_p), u)
+        else:
+            nxt = np.empty(len(active), np.int64)
             nxt[priming] = [jobs[r].prime[pos[r]] for r in active[priming]]
-        sampling = ~priming
-        if sampling.any():
-            rows = active[sampling]
-            u = np.array([jobs[r].rng.random() for r in rows])
-            p = probabilities(logits[sampling], temp[rows], top_k[rows], top_p[rows])
-            nxt[sampling] = choose(p, u)
-        keep = np.ones(len(active), bool)
-        for k in np.flatnonzero(sampling):
-            if proverbs[active[k]].add(chars[nxt[k]]):
-                keep[k] = False
-        if not keep.all():
+            sampling = ~priming
+            if sampling.any():
+                rows = active[sampling]
+                u = np.array([jobs[r].rng.random() for r in rows])
+                p = probabilities(logits[sampling], temp[rows], top_k[rows], top_p[rows])
+                nxt[sampling] = choose(p, u)
+            sampling = np.flatnonzero(sampling).tolist()
+        rows, ids_list = active.tolist(), nxt.tolist()
+        done = [k for k in sampling if proverbs[rows[k]].add(chars[ids_list[k]])]
+        if done:
+            keep = np.ones(len(active), bool)
+            keep[done] = False
             active = active[keep]
             state = Runtime.select(state, keep)
             nxt = nxt[keep]
+            a_temp, a_top_k, a_top_p = temp[active], top_k[active], top_p[active]
         ids = nxt
     return [(p.text, p.ended) for p in proverbs]

@@ -36,36 +36,48 @@ class Settings:
         return cls(**{k: v for k, v in (data or {}).items() if k in fields})
 
 
+_EPS = float(np.finfo(np.float64).eps)
+
+
 def probabilities(logits: np.ndarray, temperature: np.ndarray, top_k: np.ndarray, top_p: np.ndarray) -> np.ndarray:
     """logits (B, V), per-row settings (B,) -> float64 probabilities (B, V) after temperature and cuts.
 
     Rows with temperature 0 get all mass on their argmax. Every operation is row by row, so a row's
     result does not depend on the other rows in the batch.
     """
-    z = logits.astype(np.float64)
-    greedy = temperature <= 0
-    t = np.where(greedy, 1.0, temperature)[:, None]
-    z = z / t
+    z = logits.astype(np.float64)  # (B, V)
+    B, V = z.shape
+    greedy = temperature <= 0  # (B,)
+    any_greedy = bool(greedy.any())
+    z /= (np.where(greedy, 1.0, temperature) if any_greedy else temperature)[:, None]
     z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
+    p = np.exp(z, out=z)
     p /= p.sum(axis=1, keepdims=True)
-    B, V = p.shape
+    # Whether a row may ask for a cut (conservative: a mix of "no top-k" and "top-k >= V" counts as one).
+    cuts = any_greedy or top_p.min() < 1.0 or (top_k.max() > 0 and top_k.min() < V)
+    # Fast path, same numbers: with no cut asked for, the sorted pass below only drops a token whose
+    # mass lies in the rounding error of the cumulative sum, which needs p < ~2·V·eps; above 4·V·eps
+    # nothing can be dropped, so the result is exactly the final renormalisation.
+    if not cuts and p.min() > 4 * V * _EPS:
+        p /= p.sum(axis=1, keepdims=True)
+        return p
     order = np.argsort(-p, axis=1, kind="stable")  # (B, V) most likely first, ties by index
-    sorted_p = np.take_along_axis(p, order, axis=1)
-    rank = np.arange(V)[None, :]
-    keep = np.ones((B, V), bool)
-    k = np.where(top_k > 0, top_k, V)[:, None]
-    keep &= rank < k
-    # keep the smallest head whose mass reaches top_p (the first token always stays)
-    before = np.cumsum(sorted_p, axis=1) - sorted_p
-    keep &= (before < top_p[:, None]) | (rank == 0)
-    keep |= rank == 0
-    keep[greedy] = rank[0] == 0
-    sorted_p = np.where(keep, sorted_p, 0.0)
-    out = np.zeros_like(p)
-    np.put_along_axis(out, order, sorted_p, axis=1)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
+    rows = np.arange(B)[:, None]
+    sorted_p = p[rows, order]
+    # keep the smallest head whose mass reaches top_p, and at most top_k; the first token always stays
+    before = np.cumsum(sorted_p, axis=1)
+    before -= sorted_p
+    keep = before < top_p[:, None]  # (B, V) in sorted order
+    keep[:, 0] = True
+    if cuts:
+        if top_k.max() > 0:
+            keep &= np.arange(V)[None, :] < np.where(top_k > 0, top_k, V)[:, None]
+        if any_greedy:
+            keep[greedy, 1:] = False
+    if not keep.all():
+        p[rows, order] = sorted_p * keep  # dropped tokens to 0, the others unchanged
+    p /= p.sum(axis=1, keepdims=True)
+    return p
 
 
 def choose(p: np.ndarray, u: np.ndarray) -> np.ndarray:
