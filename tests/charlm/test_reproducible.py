@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from charlm import Request, Settings, load_bundle
+from charlm.sampling import choose, probabilities
 from tests.conftest import make_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,22 @@ def test_same_text_in_fresh_processes_with_different_hash_seeds(bundle_dir):
     # and this process (TensorFlow loaded, another hash seed) agrees too
     s = Settings(temperature=0.9, min_length=20, max_length=80)
     assert load_bundle(bundle_dir).generate([Request(2, "Мудрец", s)])[0].text == a["texts"][1]
+
+
+def test_a_rows_sampling_does_not_depend_on_the_rest_of_its_batch():
+    # flat rows take the no-sort path alone, the sorted one beside rows that ask for top-k/top-p/greedy
+    rng = np.random.default_rng(0)
+    scale = np.array([0.3, 1.0, 3.0, 8.0, 20.0, 60.0])[:, None]
+    logits = (rng.standard_normal((6, 50)) * scale).astype(np.float32)  # (6, vocab)
+    temp, top_k, top_p = np.full(6, 0.7), np.zeros(6, np.int64), np.ones(6)
+    others = (np.array([0.0, 1.0, 0.9]), np.array([0, 5, 0]), np.array([1.0, 1.0, 0.5]))
+    u = rng.random(6)
+    for i in range(6):
+        alone = probabilities(logits[i : i + 1], temp[i : i + 1], top_k[i : i + 1], top_p[i : i + 1])
+        crowd = probabilities(np.vstack([logits[i : i + 1], logits[:3]]), *(np.r_[a[i : i + 1], b] for a, b in
+                                                                           zip((temp, top_k, top_p), others)))
+        np.testing.assert_array_equal(alone[0], crowd[0])
+        assert choose(alone, u[i : i + 1])[0] == choose(crowd, np.r_[u[i], 0.5, 0.5, 0.5])[0]
 
 
 def _modules(package: str) -> list[str]:
