@@ -308,7 +308,7 @@ class Trainer:
                     st["step"] += 1
                     bar.update(1)
                     if st["step"] % 20 == 0:
-                        bar.set_postfix(bpc=f"{st['sum'] / st['count'] / LN2:.3f}")
+                        bar.set_postfix(bpc=f"{st['sum'] / st['count'] / LN2:.3f}", refresh=False)
                     if self.stop_signal is not None:
                         bar.close()
                         checkpoint.save(self.ckpt, self.model, self.optimizer, st)
