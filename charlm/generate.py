@@ -101,8 +101,9 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     top_p = np.array([s.top_p for s in settings], np.float64)
     proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
     state = runtime.initial_state(n)
-    pos = np.zeros(n, np.int64)  # how much of its priming text each row has fed
     prime_len = np.array([len(j.prime) for j in jobs], np.int64)
+    longest = int(prime_len.max()) if n else 0
+    fed = 0  # characters fed so far: the same for every active row, since all rows start together
     ids = np.array([j.prime[0] for j in jobs], np.int64)
     active = np.arange(n)  # rows still running, in the order of `state`'s rows
     chars = charset.chars
@@ -110,15 +111,15 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     a_temp, a_top_k, a_top_p = temp, top_k, top_p
     while len(active):
         logits, state = runtime.step(ids, state)  # (A, V)
-        pos[active] += 1
-        priming = pos[active] < prime_len[active]
-        if not priming.any():  # every row samples: no masks to apply
+        fed += 1
+        priming = prime_len[active] > fed if fed < longest else None  # rows still feeding their prefix
+        if priming is None or not priming.any():  # every row samples: no masks to apply
             sampling = range(len(active))
             u = np.array([jobs[r].rng.random() for r in active.tolist()])
             nxt = choose(probabilities(logits, a_temp, a_top_k, a_top_p), u)
         else:
             nxt = np.empty(len(active), np.int64)
-            nxt[priming] = [jobs[r].prime[pos[r]] for r in active[priming]]
+            nxt[priming] = [jobs[r].prime[fed] for r in active[priming]]
             sampling = ~priming
             if sampling.any():
                 rows = active[sampling]

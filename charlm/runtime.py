@@ -25,7 +25,8 @@ SUPPORTED = ("InputLayer", "Embedding", "LSTM", "GRU", "Dense", "Dropout", "Acti
 
 
 def _sigmoid(x):
-    e = np.exp(-x)  # 1 / (1 + exp(-x)), in place: the same float32 operations, two fewer arrays
+    e = np.negative(x)  # 1 / (1 + exp(-x)), in place: the same float32 operations, one array
+    np.exp(e, out=e)
     e += 1.0
     return np.divide(1.0, e, out=e)
 
@@ -88,13 +89,15 @@ class _LSTM:
     def step(self, xw, state):
         """xw: (B, 4u) input projection incl. bias; state (h, c) -> (h, (h, c))."""
         h, c = state
-        z = xw + _rowwise(h, self.recurrent)
+        z = _rowwise(h, self.recurrent)  # (B, 4u)
+        z += xw
         u = self.units
         gates = self.rec_act(z)  # (B, 4u): one call for i, f and o (the g slot is computed and unused)
         i, f, o = gates[:, :u], gates[:, u : 2 * u], gates[:, 3 * u :]
         g = self.act(z[:, 2 * u : 3 * u])
-        c = f * c + i * g
-        h = o * self.act(c)
+        c = f * c
+        c += i * g
+        h = o * self.act(c)  # not in place: a linear activation would return c itself
         return h, (h, c)
 
 
