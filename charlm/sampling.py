@@ -67,15 +67,16 @@ def probabilities(logits: np.ndarray, temperature: np.ndarray, top_k: np.ndarray
     # keep the smallest head whose mass reaches top_p, and at most top_k; the first token always stays
     before = np.cumsum(sorted_p, axis=1)
     before -= sorted_p
-    keep = before < top_p[:, None]  # (B, V) in sorted order
-    keep[:, 0] = True
-    if cuts:
-        if top_k.max() > 0:
-            keep &= np.arange(V)[None, :] < np.where(top_k > 0, top_k, V)[:, None]
-        if any_greedy:
-            keep[greedy, 1:] = False
-    if not keep.all():
-        p[rows, order] = sorted_p * keep  # dropped tokens to 0, the others unchanged
+    if cuts or before.max() >= top_p.min():  # else nothing is dropped (before[:, 0] is 0)
+        keep = before < top_p[:, None]  # (B, V) in sorted order
+        keep[:, 0] = True
+        if cuts:
+            if top_k.max() > 0:
+                keep &= np.arange(V)[None, :] < np.where(top_k > 0, top_k, V)[:, None]
+            if any_greedy:
+                keep[greedy, 1:] = False
+        if not keep.all():
+            p[rows, order] = sorted_p * keep  # dropped tokens to 0, the others unchanged
     p /= p.sum(axis=1, keepdims=True)
     return p
 
@@ -85,5 +86,7 @@ def choose(p: np.ndarray, u: np.ndarray) -> np.ndarray:
     cum = np.cumsum(p, axis=1)
     ids = (cum <= u[:, None] * cum[:, -1:]).sum(axis=1)
     # never pick a zero-probability tail through rounding
+    if p.all():  # no zeros: the last id is the tail (the common case, one call instead of four)
+        return np.minimum(ids, p.shape[1] - 1)
     last = p.shape[1] - 1 - np.argmax(p[:, ::-1] > 0, axis=1)
     return np.minimum(ids, last)
