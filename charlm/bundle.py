@@ -148,6 +148,11 @@ def write_bundle(dest: str | Path, files: dict[str, str | bytes | Path], manifes
             raise BundleError(dest, f"cannot write a bundle without {fname}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    # mkdtemp makes the folder 0700; give it a plain mkdir's mode so that other users (the bot's
+    # container user) can read the bundle
+    umask = os.umask(0o022)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
     try:
         for fname, content in files.items():
             target = tmp / fname
