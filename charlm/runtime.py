@@ -268,12 +268,17 @@ class Runtime:
         new_state = []
         for i, layer in enumerate(self.layers):
             if isinstance(layer, (_LSTM, _GRU)):
-                xw = x if i == 0 else _rowwise(x, layer.kernel) + layer.bias
+                if i == 0:
+                    xw = x
+                else:
+                    xw = _rowwise(x, layer.kernel)  # (B, gates·units), a new array
+                    xw += layer.bias
                 x, s = layer.step(xw, state[i])
                 new_state.append(s)
             else:
                 if layer.kernel is not None:
-                    x = _rowwise(x, layer.kernel) + layer.bias
+                    x = _rowwise(x, layer.kernel)  # (B, out), a new array
+                    x += layer.bias
                 x = layer.act(x)
                 new_state.append(())
         return x, new_state
