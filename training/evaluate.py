@@ -113,6 +113,7 @@ def heldout_bpc(runtime: Runtime, charset: Charset, texts: list[str]) -> tuple[f
     if not texts:
         return None, 0
     prime = start_context(charset)
+    skip = len(prime) - 1  # predictions made while still feeding the prime are not scored
     tail = END if END in charset else ""
     seqs = sorted((charset.encode(prime + t + tail) for t in texts), key=len, reverse=True)
     steps = np.array([len(s) - 1 for s in seqs])  # (rows,) predictions per row, descending
@@ -128,11 +129,14 @@ def heldout_bpc(runtime: Runtime, charset: Charset, texts: list[str]) -> tuple[f
             state = Runtime.select(state, slice(0, live))
             rows = live
         logits, state = runtime.step(ids[:rows, t], state)  # (rows, vocab)
+        if t < skip:  # still inside the priming context: the text's own characters start after it
+            continue
         z = logits.astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
         total += float((lse - z[np.arange(rows), ids[:rows, t + 1]]).sum())
-    return total / int(steps.sum()) / LN2, int(steps.sum())
+    scored = int(steps.sum()) - skip * len(seqs)
+    return total / scored / LN2, scored
 
 
 def split_config(manifest: dict) -> tuple[float, int, str]:

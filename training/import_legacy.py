@@ -119,7 +119,7 @@ def import_legacy(
     read_weights(weights_path, legacy)
     charset, charset_rule = read_charset(charset_path, legacy.input_size)
     start = start_context(charset)
-    if start not in charset:
+    if not all(c in charset for c in start):
         raise LegacyImportError(charset_path, "the charset has neither a line break nor a space, so there is nothing to start a text with")
     corpus_text = _read_corpus(Path(corpus)) if corpus is not None else None
 
