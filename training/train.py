@@ -385,7 +385,7 @@ class Trainer:
                        "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids))},
             "metrics": {"val_bpc": best.get("val_bpc"), "train_bpc": best.get("train_bpc")},
             "history": st["history"],
-            "training": {"config": asdict(cfg), "init_from": cfg.init_from or None,
+            "training": {"config": _portable(asdict(cfg)), "init_from": Path(cfg.init_from).name if cfg.init_from else None,
                          "base": self.base.manifest.get("files", {}).get("model.weights.h5") if self.base else None},
         }
         with tempfile.TemporaryDirectory() as d:
@@ -394,6 +394,16 @@ class Trainer:
                           generation=cfg.generation(), plot=plot)
         self.say(f"bundle written: {dest} (best epoch {st['best_epoch']}, validation {best.get('val_bpc')} bpc)")
         return dest
+
+
+def _portable(config: dict) -> dict:
+    """The config as the manifest keeps it: file names, not this machine's paths."""
+    config = dict(config)
+    config["corpus"] = [Path(p).name for p in config["corpus"]]
+    config["init_from"] = Path(config["init_from"]).name if config["init_from"] else ""
+    config.pop("checkpoint_dir", None)
+    config.pop("models_dir", None)
+    return config
 
 
 def _load_resume_state(ckpt: Path) -> dict:

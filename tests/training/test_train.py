@@ -109,7 +109,7 @@ def test_init_from_fine_tunes(tmp_path, corpus):
     run(["--culture", "base", "--corpus", str(corpus), "--epochs", "2", "--models-dir", "base", *TINY], tmp_path)
     r = run(["--culture", "toy", "--init-from", "base/base", "--epochs", "1", *TINY], tmp_path)
     b = load_bundle(tmp_path / "models" / "toy")
-    assert b.manifest["training"]["init_from"] == "base/base"
+    assert b.manifest["training"]["init_from"] == "base"  # the bundle's name, not a path of the machine it was trained on
     base_bpc = load_bundle(tmp_path / "base" / "base").manifest["metrics"]["val_bpc"]
     assert b.manifest["metrics"]["val_bpc"] <= base_bpc + 0.05  # starts from the base, does not start over
 
