@@ -1,0 +1,230 @@
+"""Load bench: the real bot against the fake Bot API, N chats x M commands, two runs.
+
+    python bench/bot_load.py [--models-dir models] [--chats 50] [--commands 20]
+    python bench/bot_load.py --tiny            # no trained models yet: build two tiny ones first
+
+The fake Bot API (tests/bot/fakeapi.py) runs in a child process and drives a closed loop: each chat
+sends its next command as soon as the previous one is answered, cycling the chats over every culture.
+The bot runs here, built by bot.app exactly as `python -m bot` builds it, and a watcher task measures
+how long its event loop is ever kept from running. Two runs:
+
+  capacity    outgoing rate limiter off: how fast can it answer (replies/s, latency, loop stalls)
+  compliance  limiter on, and the fake answers 429 whenever Telegram would (over 30 messages a second
+              overall, over 1 a second in one chat): every update must still be answered
+
+Latency is from the update's delivery (the getUpdates answer that carried it) to the sendMessage that
+answers it, both stamped by the fake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot.fakeapi when run as a script
+
+from bot.app import build_application, run  # noqa: E402
+from bot.services import build_services  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from tests.bot.fakeapi import serve_over_pipe  # noqa: E402
+
+TOKEN = "1000:bench-token"
+
+
+def build_tiny_models(dest: Path, units: int) -> Path:
+    """Two tiny real bundles (LSTM `alpha`, GRU `beta`), trained in a child process (it needs Keras)."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from tests.conftest import make_bundle; d = Path(sys.argv[2]); u = int(sys.argv[3]);"
+        "make_bundle(d, 'alpha', aliases=['al'], units=u, seed=1);"
+        "make_bundle(d, 'beta', rnn='GRU', aliases=['be'], units=u, seed=2)"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", code, str(ROOT), str(dest), str(units)], check=True, env=env)
+    return dest
+
+
+def worker_cpu(services) -> float:
+    """CPU seconds used so far by the generation worker processes (Linux /proc; 0 elsewhere)."""
+    executor = services.generator._executor
+    total = 0.0
+    for pid in list(getattr(executor, "_processes", {}) or {}):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+
+
+class Run:
+    """One bench run: the fake in a child process, the bot on this process's event loop."""
+
+    def __init__(self, name: str, models_dir: Path, chats: int, commands: int, limiter: bool, timeout: float,
+                 batch_size: int, processes: int):
+        self.name = name
+        self.chats = chats
+        self.commands = commands
+        self.limiter = limiter
+        self.timeout = timeout
+        self.models_dir = models_dir
+        self.batch_size = batch_size
+        self.processes = processes
+        self.max_stall = 0.0
+        self.max_stall_cpu = 0.0
+        self.stats: dict = {}
+        self.batches = None
+
+    def execute(self) -> dict:
+        ctx = mp.get_context("spawn")
+        conn, child_conn = ctx.Pipe()
+        fake = ctx.Process(target=serve_over_pipe, args=(child_conn,), kwargs={"flood_limits": self.limiter}, daemon=True)
+        fake.start()
+        port = conn.recv()
+        settings = Settings(
+            _env_file=None, bot_token=TOKEN, bot_api_base_url=f"http://127.0.0.1:{port}/bot", models_dir=self.models_dir,
+            user_rate_limit=0, outgoing_rate_limit=self.limiter, heartbeat_file=None, log_level="WARNING",
+            poll_timeout=10, max_retries=10, batch_size=self.batch_size, generation_processes=self.processes,
+        )
+        services = build_services(settings)
+        texts = [f"/{name}" for name in services.names]
+        app = build_application(settings, services, plugins=[self._plugin(conn, texts)])
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run(app, settings, stop_signals=(), close_loop=True)
+        finally:
+            conn.send(("stop",))
+            conn.recv()
+            fake.join(10)
+        g = services.generator.stats
+        lat = [x * 1000 for x in self.stats["latencies"]]
+        n = max(1, self.stats["answered"])
+        return {
+            "run": self.name, "answered": self.stats["answered"], "expected": self.stats["expected"],
+            "elapsed_s": round(self.stats["elapsed"], 2),
+            "replies_per_s": round(self.stats["answered"] / self.stats["elapsed"], 1) if self.stats["elapsed"] else 0,
+            "p50_ms": round(percentile(lat, 50), 1), "p95_ms": round(percentile(lat, 95), 1),
+            "p99_ms": round(percentile(lat, 99), 1), "max_stall_ms": round(self.max_stall * 1000, 1),
+            "max_stall_cpu_ms": round(self.max_stall_cpu * 1000, 1),
+            "flood_429s": self.stats["flood_429s"], "batches": g.batches, "largest_batch": g.largest,
+            "mean_batch": round(g.requests / g.batches, 1) if g.batches else 0,
+            "generation_busy_s": round(g.busy_s, 2), "retries": app.bot.rate_limiter.retries,
+            "cpu_ms_per_reply_bot": round(self.cpu["bot"] / n * 1000, 2),
+            "cpu_ms_per_reply_workers": round(self.cpu["workers"] / n * 1000, 2),
+            "cpu_ms_per_reply_fake": round(self.stats["cpu_s"] / n * 1000, 2),
+            "api_calls": self.stats["calls"],
+        }
+
+    def _plugin(self, conn, texts: list[str]):
+        """A bot extension (bot.app.Plugin) that starts the load once the bot is up and stops it after."""
+        bench = self
+
+        def plugin(app, services) -> None:
+            async def begin(app) -> None:
+                loop = asyncio.get_running_loop()
+                loop.create_task(bench._watch_loop())
+                loop.create_task(bench._drive(app, conn, texts, services))
+            services.on_startup.append(begin)
+        return plugin
+
+    async def _watch_loop(self) -> None:
+        """The longest time the event loop was kept from running (a 2 ms sleep that took longer).
+
+        Two measures: wall time (what a user feels, but on a shared machine it includes time the OS
+        gave the CPU to other processes) and the loop thread's own CPU time in that gap (the part
+        the bot's own code is to blame for).
+        """
+        tick = 0.002
+        while True:
+            t, c = time.perf_counter(), time.thread_time()
+            await asyncio.sleep(tick)
+            self.max_stall = max(self.max_stall, time.perf_counter() - t - tick)
+            self.max_stall_cpu = max(self.max_stall_cpu, time.thread_time() - c)
+            if self.stats:
+                return
+
+    async def _drive(self, app, conn, texts: list[str], services) -> None:
+        await asyncio.sleep(0.5)  # let polling start
+        self.max_stall = self.max_stall_cpu = 0.0  # count from the start of the load, not the bot's startup
+        cpu0, wcpu0 = time.process_time(), worker_cpu(services)
+        chats = list(range(1, self.chats + 1))
+
+        def ask(*msg):
+            conn.send(msg)
+            return conn.recv()
+
+        await asyncio.to_thread(ask, "load", chats, self.commands, texts)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            await asyncio.sleep(0.25)
+            stats = await asyncio.to_thread(ask, "stats")
+            if stats["done"] or time.monotonic() > deadline:
+                break
+        self.cpu = {"bot": time.process_time() - cpu0, "workers": worker_cpu(services) - wcpu0}
+        self.stats = stats
+        app.stop_running()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--tiny", action="store_true", help="build two tiny bundles in a temporary folder and use them")
+    p.add_argument("--tiny-units", type=int, default=16, help="recurrent units of the --tiny models")
+    p.add_argument("--chats", type=int, default=50)
+    p.add_argument("--commands", type=int, default=20)
+    p.add_argument("--runs", default="capacity,compliance", help="which runs, comma-separated")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--processes", type=int, default=None, help="generation worker processes (0: a thread; default: one per CPU)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    models = args.models_dir
+    if args.tiny:
+        models = build_tiny_models(Path(tempfile.mkdtemp(prefix="bench-models-")), args.tiny_units)
+    load_before = os.getloadavg()
+    rows = []
+    for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
+        if name not in ("capacity", "compliance"):
+            p.error(f"unknown run {name!r}")
+        r = Run(name, models, args.chats, args.commands, limiter=name == "compliance", timeout=args.timeout,
+                batch_size=args.batch_size, processes=args.processes)
+        rows.append(r.execute())
+        print(f"{name}: done", file=sys.stderr)
+    cols = ["run", "answered", "replies_per_s", "p50_ms", "p95_ms", "p99_ms", "max_stall_ms", "max_stall_cpu_ms", "flood_429s", "mean_batch",
+            "largest_batch", "elapsed_s", "cpu_ms_per_reply_bot", "cpu_ms_per_reply_workers", "cpu_ms_per_reply_fake"]
+    print(f"models: {models} ({', '.join(sorted(d.name for d in models.iterdir() if d.is_dir()))}); "
+          f"{args.chats} chats x {args.commands} commands; {os.cpu_count()} CPUs, load average before "
+          f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+    print(" | ".join(cols))
+    for row in rows:
+        row_answered = f"{row['answered']}/{row['expected']}"
+        print(" | ".join(row_answered if c == "answered" else str(row[c]) for c in cols))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    lost = [r["run"] for r in rows if r["answered"] != r["expected"]]
+    if lost:
+        print(f"NOT every update answered in: {', '.join(lost)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Command line: `python -m bot [run|chat|generate|check|health]`; parses, wires, and exits with a status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
+from charlm.text import normalize_prefix
+
+from .errors import StartupError
+from .logs import REDACTOR, setup_logging
+from .settings import Settings, ValidationError, describe_error, load_settings
+
+log = logging.getLogger("bot")
+
+# Extensions: callables (application, services) -> None that add handlers, jobs and hooks
+# (see bot.app.build_application). Features such as daily subscriptions register here.
+PLUGINS: tuple = ()
+
+
+def fail(message: str, status: int = 1) -> int:
+    """Print one line (scrubbed of secrets) to stderr; -> status."""
+    print(f"error: {REDACTOR(message)}", file=sys.stderr)
+    return status
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description="Telegram bot that answers with freshly generated proverbs. "
+                                "Settings come from the environment or .env (BOT_TOKEN, MODELS_DIR, ...).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("--models-dir", type=Path, help="folder of bundles (default: MODELS_DIR or models)")
+        return sp
+
+    add("run", "serve on Telegram (the default): long polling, or a webhook when WEBHOOK_URL is set")
+    c = add("chat", "talk to the bot's handlers in the terminal, no token needed")
+    c.add_argument("--lang", choices=("ru", "en"), default="ru", help="the language the bot speaks to you")
+    g = add("generate", "print proverbs from one bundle")
+    g.add_argument("name", metavar="NAME", help="bundle name or alias")
+    g.add_argument("-n", type=int, default=1, help="how many (request i gets seed S+i)")
+    g.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
+    g.add_argument("--temperature", "-t", type=float, default=None, help="sampling temperature (default: the bundle's)")
+    g.add_argument("--prefix", default="", help="text to start each proverb with")
+    g.add_argument("--json", action="store_true", help="print JSON")
+    add("check", "load every bundle and regenerate its golden samples (exit 1 if any differs)")
+    h = sub.add_parser("health", help="exit 0 if the running bot's heartbeat file is fresh, 1 if not")
+    h.add_argument("--max-age", type=float, default=None, help="seconds (default: 4 x HEARTBEAT_INTERVAL)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    command = args.command or "run"
+    overrides = {"models_dir": args.models_dir} if getattr(args, "models_dir", None) else {}
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as e:
+        return fail(describe_error(e), 2)
+    if command == "run":
+        return cmd_run(settings)
+    if command == "chat":
+        return cmd_chat(settings, args.lang)
+    if command == "generate":
+        return cmd_generate(settings, args)
+    if command == "check":
+        return cmd_check(settings)
+    return cmd_health(settings, args.max_age)
+
+
+def cmd_run(settings: Settings) -> int:
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from .app import build_application, run
+    from .services import build_services
+
+    if not settings.token:
+        if sys.stdin.isatty():
+            print("BOT_TOKEN is not set, so no Telegram: talking in the terminal instead (python -m bot chat).", file=sys.stderr)
+            return cmd_chat(settings, "ru")
+        return fail("BOT_TOKEN is not set: put the token from @BotFather in the environment or .env "
+                    "(or talk to the bot in the terminal: python -m bot chat)", 2)
+    setup_logging(settings.log_level, settings.secrets())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_startup_failure)
+    try:
+        services = build_services(settings)
+        app = build_application(settings, services, PLUGINS)
+    except StartupError as e:
+        return fail(str(e))
+    try:
+        run(app, settings)
+    except InvalidToken:
+        return fail("Telegram rejected BOT_TOKEN (check it with @BotFather)")
+    except NetworkError as e:
+        return fail(f"cannot reach the Bot API at {settings.bot_api_base_url}: {e}")
+    except TelegramError as e:
+        return fail(f"Telegram: {e}")
+    except StartupError as e:
+        return fail(str(e))
+    return 0
+
+
+def _not_startup_failure(record: logging.LogRecord) -> bool:
+    """Drop python-telegram-bot's traceback for a failed startup (getMe); main says it in one line."""
+    from telegram.error import TelegramError
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, TelegramError) and record.name.startswith("telegram") and "Bootstrap" in record.getMessage())
+
+
+def cmd_chat(settings: Settings, lang: str) -> int:
+    from .console import chat
+    from .services import build_services
+
+    setup_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING", settings.secrets())
+    try:
+        services = build_services(settings)
+    except StartupError as e:
+        return fail(str(e))
+    try:
+        return asyncio.run(chat(settings, services, lang=lang, plugins=PLUGINS))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    import secrets as _secrets
+
+    setup_logging("WARNING")
+    if args.n < 1:
+        return fail("-n must be at least 1", 2)
+    try:
+        bundle = _find_bundle(settings.models_dir, args.name.lstrip("/").lower())
+    except BundleError as e:
+        return fail(f"broken bundle: {e}")
+    except StartupError as e:
+        return fail(str(e), 2)
+    prefix = normalize_prefix(args.prefix)
+    unknown = bundle.charset.unknown(prefix)
+    if unknown:
+        return fail(f"--prefix has characters the {bundle.name!r} model does not know: {' '.join(repr(c) for c in unknown)}", 2)
+    try:
+        gen = bundle.defaults.with_(temperature=settings.temperature).with_(temperature=args.temperature)
+    except ValueError as e:
+        return fail(str(e), 2)
+    first = args.seed if args.seed is not None else _secrets.randbelow(1_000_000)
+    requests = [Request(first + i, prefix, gen) for i in range(args.n)]
+    try:
+        results = bundle.generate(requests)
+    except CharsetError as e:
+        return fail(str(e), 2)
+    if args.json:
+        rows = [{"bundle": bundle.name, "seed": r.seed, "prefix": prefix, "temperature": gen.temperature, "text": r.text,
+                 "ended": r.ended, "attempts": r.attempts, "copied_windows": r.copied} for r in results]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print("\n\n".join(f"seed={r.seed}\n{r.text}" for r in results))
+    return 0
+
+
+def _find_bundle(models_dir: Path, name: str):
+    """Load the bundle called `name` (or aliased so) in `models_dir`, without loading the others."""
+    direct = models_dir / name
+    if (direct / "manifest.json").is_file():
+        return load_bundle(direct)
+    names = []
+    for path in find_bundles(models_dir):
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        names.append(manifest.get("name", path.name))
+        if name in [a.lower() for a in manifest.get("aliases", [])]:
+            return load_bundle(path)
+    if not names:
+        raise StartupError(f"no bundles in MODELS_DIR={models_dir}")
+    raise StartupError(f"no bundle {name!r} in {models_dir}; there are: {', '.join(sorted(names))}")
+
+
+def cmd_check(settings: Settings) -> int:
+    setup_logging("WARNING")
+    paths = find_bundles(settings.models_dir)
+    if not paths:
+        return fail(f"no bundles in MODELS_DIR={settings.models_dir}")
+    bad = 0
+    for path in paths:
+        try:
+            bundle = load_bundle(path)
+            problems = bundle.check_golden()
+        except BundleError as e:
+            problems = [str(e)]
+        except Exception as e:  # noqa: BLE001 - any failure to load or run is this bundle's problem
+            problems = [f"{path}: {type(e).__name__}: {e}"]
+        if problems:
+            bad += 1
+            print(f"FAIL {path.name}: " + "; ".join(problems))
+        else:
+            n = len(bundle.manifest.get("golden", []))
+            bpc = bundle.manifest.get("metrics", {}).get("val_bpc")
+            extra = f", validation {bpc:.3f} bits/char" if isinstance(bpc, (int, float)) else ""
+            print(f"ok   {bundle.name}: {n} golden samples reproduced{extra}")
+    return 1 if bad else 0
+
+
+def cmd_health(settings: Settings, max_age: float | None) -> int:
+    from .health import check
+
+    ok, line = check(settings.heartbeat_file, max_age if max_age is not None else 4 * settings.heartbeat_interval)
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

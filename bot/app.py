@@ -1,0 +1,163 @@
+"""Building and running the Application: transport, limits, handlers, startup and shutdown hooks."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import secrets
+from typing import Callable, Sequence
+
+from telegram import BotCommand
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes
+from telegram.request import BaseRequest, HTTPXRequest
+
+from . import handlers, health
+from .errors import StartupError
+from .limits import TelegramLimiter
+from .logs import REDACTOR
+from .services import MenuEntry, Services
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# An extension: adds its handlers (group 0, before the fallbacks), jobs and hooks to the application.
+Plugin = Callable[[Application, Services], None]
+
+
+def build_application(
+    settings: Settings,
+    services: Services,
+    plugins: Sequence[Plugin] = (),
+    request: BaseRequest | None = None,
+    token: str | None = None,
+) -> Application:
+    """The Application for `services`: Telegram transport (or `request`), limits, handlers, hooks.
+
+    Handlers are added in this order, all in group 0: the core's (bot.handlers.register), each
+    plugin's, then the fallbacks for unknown commands and plain text, so a plugin's commands are
+    never answered as unknown. `request` replaces the HTTP transport (the console chat uses it);
+    `token` then stands in for BOT_TOKEN.
+    """
+    token = token or settings.token
+    if not token:
+        raise StartupError("BOT_TOKEN is not set: put the token from @BotFather in the environment or .env "
+                           "(or talk to the bot in the terminal: python -m bot chat)")
+    builder = (
+        Application.builder()
+        .token(token)
+        .base_url(settings.bot_api_base_url)
+        .concurrent_updates(settings.concurrent_updates)
+        .post_init(on_startup)
+        .post_stop(on_stop)
+    )
+    if request is None:
+        builder = (
+            builder.request(HTTPXRequest(
+                connection_pool_size=settings.connection_pool_size,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+                write_timeout=settings.write_timeout,
+                pool_timeout=settings.pool_timeout,
+            ))
+            .get_updates_request(HTTPXRequest(
+                connection_pool_size=1,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,  # PTB adds the long-poll timeout to this
+                write_timeout=settings.write_timeout,
+                pool_timeout=settings.pool_timeout,
+            ))
+            .rate_limiter(TelegramLimiter(
+                overall_rate=settings.overall_rate,
+                chat_rate=settings.chat_rate,
+                group_rate_per_minute=settings.group_rate,
+                max_retries=settings.max_retries,
+                throttle=settings.outgoing_rate_limit,
+            ))
+        )
+    else:
+        builder = builder.request(request).get_updates_request(request)
+    app = builder.build()
+    app.bot_data["services"] = services
+    handlers.register(app, services)
+    for plugin in plugins:
+        plugin(app, services)
+    handlers.register_fallbacks(app, services)
+    return app
+
+
+async def on_startup(app: Application) -> None:
+    """post_init: start generation, set the command menu, start the heartbeat, run the plugins' hooks."""
+    services: Services = app.bot_data["services"]
+    await services.generator.start()
+    await set_commands(app, services.menu)
+    hb = services.settings.heartbeat_file
+    if hb is not None and app.job_queue is not None:
+        health.beat(hb)
+        app.job_queue.run_repeating(heartbeat, interval=services.settings.heartbeat_interval,
+                                    first=services.settings.heartbeat_interval, name="heartbeat")
+    for hook in services.on_startup:
+        await hook(app)
+    # Everything loaded so far (modules, bundles, the application) lives as long as the process: move it
+    # out of the garbage collector's sight, so a full collection scans only what was made since. Without
+    # this, a full collection under load stalled the event loop ~50-85 ms (bench/bot_load.py).
+    gc.collect()
+    gc.freeze()
+    log.info("serving %s as @%s", ", ".join(f"/{n}" for n in services.names), app.bot.username)
+
+
+async def on_stop(app: Application) -> None:
+    """post_stop (after every update in flight was answered): plugins' hooks, then generation stops."""
+    services: Services = app.bot_data["services"]
+    for hook in services.on_shutdown:
+        await hook(app)
+    await services.generator.stop()
+    hb = services.settings.heartbeat_file
+    if hb is not None and app.job_queue is not None:
+        hb.unlink(missing_ok=True)
+    log.info("stopped; generated %d proverbs in %d batches (largest %d)", services.generator.stats.requests,
+             services.generator.stats.batches, services.generator.stats.largest)
+
+
+async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Job: rewrite the heartbeat file; it goes stale when the event loop is stuck."""
+    health.beat(context.application.bot_data["services"].settings.heartbeat_file)
+
+
+async def set_commands(app: Application, menu: list[MenuEntry]) -> None:
+    """Register the command menu, in Russian (default) and English; a failure is logged, not fatal."""
+    try:
+        for lang in ("ru", "en"):
+            commands = [BotCommand(e.command, e.descriptions.get(lang) or e.descriptions["ru"]) for e in menu][:100]
+            await app.bot.set_my_commands(commands, language_code=None if lang == "ru" else lang)
+    except TelegramError as e:
+        log.warning("could not set the command menu: %s", e)
+
+
+def run(app: Application, settings: Settings, stop_signals=None, close_loop: bool = True) -> None:
+    """Serve until a stop signal (default: SIGINT, SIGTERM, SIGABRT): long polling, or a webhook when WEBHOOK_URL is set.
+
+    On a stop signal, updates already fetched are answered before the process exits.
+    """
+    services: Services = app.bot_data["services"]
+    kwargs = {} if stop_signals is None else {"stop_signals": stop_signals or None}
+    if settings.webhook_url:
+        secret = settings.webhook_secret_token.get_secret_value() if settings.webhook_secret_token else secrets.token_urlsafe(32)
+        REDACTOR.add(secret)
+        app.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=settings.webhook_path,
+            webhook_url=settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=services.allowed_updates,
+            close_loop=close_loop,
+            **kwargs,
+        )
+    else:
+        app.run_polling(
+            timeout=settings.poll_timeout,
+            allowed_updates=services.allowed_updates,
+            close_loop=close_loop,
+            **kwargs,
+        )

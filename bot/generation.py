@@ -1,0 +1,262 @@
+"""The generation service: loaded bundles, and micro-batched generation off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charlm import Bundle, BundleError, Request, Result, find_bundles, load_bundle
+from charlm.bundle import NAME_RE
+
+from .errors import StartupError
+
+log = logging.getLogger(__name__)
+
+
+def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
+    """Every bundle under `models_dir`, verified, by name; StartupError when none or one is broken."""
+    models_dir = Path(models_dir)
+    paths = find_bundles(models_dir)
+    if not paths:
+        why = "no such folder" if not models_dir.is_dir() else "no bundle folders (with manifest.json) in it"
+        raise StartupError(f"no bundles in MODELS_DIR={models_dir} ({why}); train one with "
+                           f"`python -m training.train --culture NAME` or point MODELS_DIR at a models folder")
+    bundles: dict[str, Bundle] = {}
+    for p in paths:
+        try:
+            b = load_bundle(p)
+        except BundleError as e:
+            raise StartupError(f"broken bundle: {e}") from None
+        if b.name in bundles:
+            raise StartupError(f"two bundles are named {b.name!r}: {bundles[b.name].path} and {b.path}")
+        bundles[b.name] = b
+    return bundles
+
+
+RESERVED = ("start", "help", "random", "about")
+
+
+def command_table(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> dict[str, str]:
+    """Command (name or alias, lower case) -> bundle name; StartupError on a clash."""
+    table: dict[str, str] = {}
+    for b in bundles.values():
+        for command in [b.name, *b.aliases]:
+            command = command.lower()
+            other = table.get(command)
+            if command in reserved:
+                raise StartupError(f"bundle {b.name!r} would take the bot's own command /{command} ({b.path / 'manifest.json'})")
+            if other is not None and other != b.name:
+                raise StartupError(f"/{command} of bundle {b.name!r} is already the command of {other!r} ({b.path / 'manifest.json'})")
+            if not NAME_RE.match(command):
+                raise StartupError(f"alias {command!r} of bundle {b.name!r} is not a Telegram command ([a-z0-9_]{{1,32}})")
+            table[command] = b.name
+    return table
+
+
+@dataclass
+class _Item:
+    bundle: str
+    request: Request
+    future: asyncio.Future
+    queued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class BatchStats:
+    """What the service has done: for logs and benches."""
+
+    batches: int = 0
+    requests: int = 0
+    largest: int = 0
+    busy_s: float = 0.0  # time from handing a batch to a worker to getting its results
+
+
+class GenerationService:
+    """Generates proverbs in worker processes; requests that arrive together are generated together.
+
+    `await service.generate(name, requests)` queues the requests; a free worker takes *everything*
+    queued, groups it by bundle, and runs one `Bundle.generate` (one `charlm.generate` call, all rows
+    stepped together) per bundle. Under load batches grow, so throughput grows instead of latency.
+    Each request's text depends only on its bundle, seed, prefix and settings, never on its
+    batch-mates (charlm's guarantee), so batching changes nothing a user can see.
+
+    Workers are processes (`processes` >= 1), each with its own copy of the bundles, at a lower CPU
+    priority than the bot: generation is Python-heavy, and in a thread of the bot's process it would
+    hold the GIL the event loop needs (measured: replies/s fell and the loop stalled for 100s of ms).
+    `processes=0` generates in one thread of this process instead (quicker to start; fine for the
+    console and small tests).
+    """
+
+    def __init__(self, bundles: dict[str, Bundle], batch_size: int = 64, processes: int = 1, batch_wait: float = 0.0):
+        self.bundles = bundles
+        self.batch_size = batch_size
+        self.processes = processes
+        self.batch_wait = batch_wait
+        self.stats = BatchStats()
+        self._queue: list[_Item] = []
+        self._wake: asyncio.Event | None = None
+        self._workers: list[asyncio.Task] = []
+        self._executor: Executor | None = None
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the workers and wait until they have loaded the bundles (idempotent)."""
+        if self._workers:
+            return
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._executor = self._make_executor()
+        n = max(1, self.processes)
+        if self.processes:  # start the processes now, not on the first request
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(n)))
+        self._workers = [asyncio.create_task(self._work(), name=f"generate-{i}") for i in range(n)]
+
+    def _make_executor(self) -> Executor:
+        if not self.processes:
+            return ThreadPoolExecutor(1, thread_name_prefix="generate")
+        paths = {name: str(b.path) for name, b in self.bundles.items()}
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(paths,))
+
+    async def stop(self) -> None:
+        """Finish everything queued, then stop the workers."""
+        if not self._workers:
+            return
+        self._closing = True
+        self._wake.set()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def generate(self, name: str, requests: list[Request]) -> list[Result]:
+        """Results for `requests` from bundle `name`, in order; generated with whatever else is queued."""
+        if name not in self.bundles:
+            raise KeyError(f"no bundle named {name!r}")
+        if not self._workers:
+            await self.start()
+        if self._closing:
+            raise RuntimeError("the generation service is stopping")
+        loop = asyncio.get_running_loop()
+        items = [_Item(name, r, loop.create_future()) for r in requests]
+        self._queue.extend(items)
+        self._wake.set()
+        return list(await asyncio.gather(*(i.future for i in items)))
+
+    async def one(self, name: str, request: Request) -> Result:
+        """One result: `generate(name, [request])[0]`."""
+        return (await self.generate(name, [request]))[0]
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.batch_wait > 0:
+                await asyncio.sleep(self.batch_wait)  # let a few more arrive
+            batch, self._queue = self._take(self._queue)
+            if not batch:
+                continue
+            groups: dict[str, list[_Item]] = {}
+            for item in batch:
+                groups.setdefault(item.bundle, []).append(item)
+            t0 = time.perf_counter()
+            try:
+                if self.processes:
+                    jobs = [(n, [i.request for i in items]) for n, items in groups.items()]
+                    outcomes = await loop.run_in_executor(self._executor, _run_named, jobs)
+                else:
+                    jobs = [(self.bundles[n], [i.request for i in items]) for n, items in groups.items()]
+                    outcomes = await loop.run_in_executor(self._executor, _run_jobs, jobs)
+            except BrokenProcessPool as e:  # a worker died (killed, out of memory): fail this batch, start afresh
+                log.error("a generation worker died (%s); starting new ones", e)
+                self._executor.shutdown(wait=False)
+                self._executor = self._make_executor()
+                outcomes = [RuntimeError("the generation worker died")] * len(groups)
+            self.stats.busy_s += time.perf_counter() - t0
+            self.stats.batches += 1
+            self.stats.requests += len(batch)
+            self.stats.largest = max(self.stats.largest, len(batch))
+            for items, outcome in zip(groups.values(), outcomes):
+                for k, item in enumerate(items):
+                    if item.future.done():  # the asker gave up (cancelled)
+                        continue
+                    if isinstance(outcome, BaseException):
+                        item.future.set_exception(outcome)
+                    else:
+                        item.future.set_result(outcome[k])
+
+    def _take(self, queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+        """Up to `batch_size` requests per bundle from the queue (oldest first); -> (taken, rest)."""
+        counts: dict[str, int] = {}
+        taken, rest = [], []
+        for item in queue:
+            if item.future.done():
+                continue
+            n = counts.get(item.bundle, 0)
+            if n < self.batch_size:
+                counts[item.bundle] = n + 1
+                taken.append(item)
+            else:
+                rest.append(item)
+        return taken, rest
+
+
+def _run_jobs(jobs: list[tuple[Bundle, list[Request]]]) -> list[list[Result] | BaseException]:
+    """In a worker: one batched generate per bundle; an error stays with its bundle's requests."""
+    out: list[list[Result] | BaseException] = []
+    for bundle, requests in jobs:
+        try:
+            out.append(bundle.generate(requests))
+        except Exception as e:  # noqa: BLE001 - handed to the awaiting handlers, which report it
+            log.exception("generation failed for bundle %s (%d requests)", bundle.name, len(requests))
+            # a plain error: some exception types cannot be rebuilt on the other side of a process pipe
+            out.append(RuntimeError(f"{type(e).__name__}: {e}"))
+    return out
+
+
+# -- in a worker process ----------------------------------------------------------------------------
+
+_BUNDLES: dict[str, Bundle] = {}
+
+
+WORKER_NICE = 5  # workers yield the CPU to the bot's event loop whenever it has something to do
+
+
+def _init_worker(paths: dict[str, str]) -> None:
+    """Worker start: load the bundles; leave SIGINT/SIGTERM to the bot, which stops us after the last batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.nice(WORKER_NICE)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
+        pass
+    for name, path in paths.items():
+        _BUNDLES[name] = load_bundle(path)
+
+
+def _ping() -> bool:
+    return True
+
+
+def _run_named(jobs: list[tuple[str, list[Request]]]) -> list[list[Result] | BaseException]:
+    return _run_jobs([(_BUNDLES[name], requests) for name, requests in jobs])

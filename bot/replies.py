@@ -1,0 +1,73 @@
+"""Composing reply texts (plain text, within Telegram's 4096 characters). Pure: no I/O."""
+
+from __future__ import annotations
+
+from charlm import Bundle, Result
+
+from .services import Services
+from .texts import text
+
+TELEGRAM_LIMIT = 4096  # characters in one message
+
+
+def fit(body: str, limit: int = TELEGRAM_LIMIT) -> str:
+    """`body` cut to at most `limit` characters, at a word boundary, with an ellipsis when cut."""
+    if len(body) <= limit:
+        return body
+    cut = body[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def proverb_reply(result: Result, replay: str) -> str:
+    """The proverb, then a footer with the command that gives it again (its seed)."""
+    footer = "\n\n" + replay
+    return fit(result.text or "…", TELEGRAM_LIMIT - len(footer)) + footer
+
+
+def command_list(services: Services) -> str:
+    """`/alpha, /beta` — every culture command, without aliases."""
+    return ", ".join(f"/{n}" for n in services.names)
+
+
+def culture_lines(services: Services) -> str:
+    """One line per culture: `/sufi (/suf) — Суфийские притчи`."""
+    lines = []
+    for name in services.names:
+        b = services.bundles[name]
+        aliases = "".join(f", /{a}" for a in b.aliases)
+        title = f" — {b.title}" if b.title and b.title != name else ""
+        lines.append(f"/{name}{aliases}{title}")
+    return "\n".join(lines)
+
+
+def help_reply(services: Services, lang: str, bot_username: str | None, hello: bool) -> str:
+    """/start and /help: what is loaded and how to ask."""
+    parts = [text("hello", lang)] if hello else []
+    parts.append(text("cultures", lang) + "\n" + culture_lines(services))
+    parts.append(text("usage", lang, example=services.names[0], bot=bot_username or "bot"))
+    return fit("\n\n".join(parts))
+
+
+def about_reply(bundle: Bundle, lang: str) -> str:
+    """/about NAME: corpus size, validation bits per character, training date."""
+    m = bundle.manifest
+    unknown = text("unknown_value", lang)
+    corpus = m.get("corpus") if isinstance(m.get("corpus"), dict) else {}
+    metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
+    chars = corpus.get("chars")
+    bpc = metrics.get("val_bpc")
+    created = str(m.get("created") or unknown)[:10]
+    return fit(text(
+        "about", lang,
+        title=bundle.title,
+        name=bundle.name,
+        aliases="".join(f", /{a}" for a in bundle.aliases),
+        description=bundle.description or "",
+        corpus=f"{chars:,}".replace(",", " ") if isinstance(chars, int) else unknown,
+        bpc=f"{bpc:.3f}" if isinstance(bpc, (int, float)) else unknown,
+        created=created,
+        epochs=m.get("epochs", unknown),
+    ).replace("\n\n", "\n"))

@@ -1,0 +1,84 @@
+"""The bot's own words: Russian by default, English for users whose Telegram language is English."""
+
+from __future__ import annotations
+
+DEFAULT_LANG = "ru"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "hello": {
+        "ru": "Здравствуйте! Я сочиняю притчи: каждую — заново, нейросетью, обученной на сборнике притч одного народа.",
+        "en": "Hello! I write parables: each one new, by a neural network trained on one culture's collection.",
+    },
+    "cultures": {"ru": "Выберите:", "en": "Pick one:"},
+    "usage": {
+        "ru": (
+            "Можно задать начало притчи: /{example} Однажды\n"
+            "Температура (смелость) и зерно: /{example} t=0.6 seed=42 — с тем же зерном притча повторится.\n"
+            "/random — притча наугад, /about {example} — о модели.\n"
+            "В любом чате: @{bot} {example} — несколько притч на выбор."
+        ),
+        "en": (
+            "Start the parable your way: /{example} Once\n"
+            "Temperature (boldness) and seed: /{example} t=0.6 seed=42 — the same seed gives the same parable.\n"
+            "/random — a random culture, /about {example} — about the model.\n"
+            "In any chat: @{bot} {example} — a few parables to choose from."
+        ),
+    },
+    "unknown_command": {
+        "ru": "Не знаю команды /{command}. Есть: {commands}. Подробнее: /help",
+        "en": "I don't know /{command}. Try: {commands}. More: /help",
+    },
+    "plain_text": {
+        "ru": "Я отвечаю на команды: {commands}. Например: /{example} {prefix}\nПодробнее: /help",
+        "en": "I answer commands: {commands}. For example: /{example} {prefix}\nMore: /help",
+    },
+    "bad_chars": {
+        "ru": "Эти символы модель «{title}» не знает: {chars}. Уберите или замените их.",
+        "en": "The “{title}” model does not know these characters: {chars}. Remove or replace them.",
+    },
+    "prefix_too_long": {
+        "ru": "Начало слишком длинное: {length} символов, можно не больше {limit}.",
+        "en": "The start is too long: {length} characters, at most {limit}.",
+    },
+    "bad_temperature": {
+        "ru": "Температура — число от 0 до {max}, например t=0.6.",
+        "en": "Temperature is a number from 0 to {max}, e.g. t=0.6.",
+    },
+    "bad_seed": {
+        "ru": "Зерно — целое число от 0 до {max}, например seed=42.",
+        "en": "The seed is a whole number from 0 to {max}, e.g. seed=42.",
+    },
+    "rate_limited": {
+        "ru": "Не так быстро, пожалуйста: я сочиняю для многих. Попробуйте через {seconds} с.",
+        "en": "Not so fast, please: I write for many people. Try again in {seconds} s.",
+    },
+    "error": {
+        "ru": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
+        "en": "Something went wrong. Please try again a little later.",
+    },
+    "about_usage": {"ru": "О какой модели? Например: /about {example}", "en": "Which model? For example: /about {example}"},
+    "about_unknown": {"ru": "Нет модели «{name}». Есть: {commands}", "en": "There is no model “{name}”. Try: {commands}"},
+    "about": {
+        "ru": "{title} (/{name}{aliases})\n{description}\nКорпус: {corpus} символов\nБиты на символ (проверка): {bpc}\nОбучена: {created}, эпох: {epochs}",
+        "en": "{title} (/{name}{aliases})\n{description}\nCorpus: {corpus} characters\nValidation bits/char: {bpc}\nTrained: {created}, epochs: {epochs}",
+    },
+    "unknown_value": {"ru": "—", "en": "—"},
+    "inline_unknown": {"ru": "Нет модели «{name}»", "en": "No model “{name}”"},
+    # the command menu (set_my_commands)
+    "menu_start": {"ru": "что я умею", "en": "what I can do"},
+    "menu_help": {"ru": "помощь и список моделей", "en": "help and the list of models"},
+    "menu_random": {"ru": "притча наугад", "en": "a parable from a random culture"},
+    "menu_about": {"ru": "о модели: /about имя", "en": "about a model: /about name"},
+    "menu_culture": {"ru": "{title}: новая притча", "en": "{title}: a new parable"},
+}
+
+
+def lang_of(language_code: str | None) -> str:
+    """A Telegram language_code -> the language of our texts ("ru" unless the user's is English)."""
+    return "en" if language_code and language_code.lower().startswith("en") else DEFAULT_LANG
+
+
+def text(key: str, lang: str = DEFAULT_LANG, **fields) -> str:
+    """The text `key` in `lang` (Russian when missing), filled with `fields`."""
+    variants = TEXTS[key]
+    return variants.get(lang, variants[DEFAULT_LANG]).format(**fields)

@@ -1,0 +1,98 @@
+"""The command line: generate, check, chat (the same handlers in a terminal), and the no-token fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+
+from .conftest import PYTHON, bot_env
+
+
+def cli(args: list[str], env: dict, cwd, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "bot", *args], env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_generate_is_deterministic_with_seeds_s_plus_i(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path)
+    a = cli(["generate", "alpha", "-n", "3", "--seed", "1"], env, tmp_path)
+    assert a.returncode == 0, a.stderr
+    b = cli(["generate", "al", "-n", "3", "--seed", "1"], env, tmp_path)  # an alias, another process
+    assert a.stdout == b.stdout
+    blocks = a.stdout.strip().split("\n\n")
+    assert [blk.splitlines()[0] for blk in blocks] == ["seed=1", "seed=2", "seed=3"]
+    j = cli(["generate", "alpha", "-n", "3", "--seed", "1", "--json"], env, tmp_path)
+    rows = json.loads(j.stdout)
+    assert [r["seed"] for r in rows] == [1, 2, 3]
+    assert [r["text"] for r in rows] == ["\n".join(blk.splitlines()[1:]) for blk in blocks]
+    # request i with seed S+i is the same as asking for seed S+i alone
+    single = json.loads(cli(["generate", "alpha", "--seed", "2", "--json"], env, tmp_path).stdout)
+    assert single[0]["text"] == rows[1]["text"]
+    p = json.loads(cli(["generate", "beta", "--seed", "5", "--prefix", "Однажды", "-t", "0.3", "--json"], env, tmp_path).stdout)
+    assert p[0]["text"].startswith("Однажды") and p[0]["temperature"] == 0.3
+
+
+def test_generate_errors_are_one_line(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path)
+    r = cli(["generate", "nope"], env, tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "alpha, beta" in r.stderr
+    r = cli(["generate", "alpha", "--prefix", "Hello"], env, tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'H'" in r.stderr
+
+
+def test_check_passes_and_catches_a_broken_bundle(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path)
+    r = cli(["check"], env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines() == [l for l in r.stdout.splitlines() if l.startswith("ok")] and len(r.stdout.splitlines()) == 2
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    manifest = json.loads((models / "beta" / "manifest.json").read_text())
+    manifest["golden"][0]["text"] = "не то"
+    (models / "beta" / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    r = cli(["check"], bot_env(None, models, tmp_path), tmp_path)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ok   alpha") and lines[1].startswith("FAIL beta") and "seed=1" in lines[1]
+    r = cli(["check"], bot_env(None, tmp_path / "nothing", tmp_path), tmp_path)
+    assert r.returncode == 1 and "no bundles" in r.stderr
+
+
+def test_chat_uses_the_same_handlers(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path)
+    lines = "/start\n/alpha seed=7\n/al seed=7\n/nonsense\nпривет\n/alpha Hello\n@bot beta\n"
+    r = cli(["chat"], env, tmp_path, stdin=lines)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Здравствуйте" in out and "/alpha, /al" in out
+    assert out.count("/alpha seed=7") == 2
+    blocks = out.split("\n\n")
+    i = blocks.index("/alpha seed=7")
+    j = blocks.index("/alpha seed=7", i + 1)
+    assert blocks[i - 1] == blocks[j - 1]  # the same seed gives the same proverb
+    assert "Не знаю команды /nonsense" in out and "Я отвечаю на команды" in out and "«H»" in out
+    assert "[1] Beta" in out and "[3] Beta" in out
+    # the same proverb as `generate`
+    g = cli(["generate", "alpha", "--seed", "7"], env, tmp_path)
+    assert g.stdout.strip().split("\n", 1)[1] == blocks[i - 1]
+    en = cli(["chat", "--lang", "en"], env, tmp_path, stdin="/help\n")
+    assert "Pick one" in en.stdout
+
+
+def test_no_token_on_a_terminal_falls_back_to_the_chat(tiny_models, tmp_path):
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([PYTHON, "-m", "bot"], env=bot_env(None, tiny_models, tmp_path), cwd=tmp_path,
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(master, "/alpha seed=3\n".encode())
+        os.write(master, b"\x04")  # Ctrl-D: end of input
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err
+    assert "BOT_TOKEN is not set" in err and err.count("\n") == 1
+    assert "/alpha seed=3" in out

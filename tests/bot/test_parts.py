@@ -1,0 +1,101 @@
+"""The bot's pure parts: argument parsing, reply length, limits, log scrubbing, texts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+
+import pytest
+
+from bot.commands import ArgError, ProverbArgs, parse_args, replay_command, split_command
+from bot.limits import UserRateLimiter, Window
+from bot.logs import REDACTED, Redactor, RedactingFormatter
+from bot.replies import TELEGRAM_LIMIT, fit, proverb_reply
+from bot.texts import TEXTS, lang_of
+from charlm import Result
+
+
+def test_split_command():
+    c = split_command("/Sufi@ProverbsBot  Однажды\nмудрец")
+    assert (c.name, c.mention, c.rest) == ("sufi", "ProverbsBot", "Однажды\nмудрец")
+    c = split_command("/sufi")
+    assert (c.name, c.mention, c.rest) == ("sufi", None, "")
+    assert split_command("sufi") is None and split_command("") is None
+
+
+def test_parse_args_options_anywhere():
+    assert parse_args("Однажды мудрец t=0.6 seed=42") == ProverbArgs("Однажды мудрец", 0.6, 42)
+    assert parse_args("seed=7 Однажды TEMP=0,5") == ProverbArgs("Однажды", 0.5, 7)
+    assert parse_args("") == ProverbArgs()
+    for bad, key in [("t=abc", "bad_temperature"), ("t=3", "bad_temperature"), ("seed=-1", "bad_seed"),
+                     ("seed=1e3", "bad_seed"), ("seed=9999999999", "bad_seed")]:
+        with pytest.raises(ArgError) as e:
+            parse_args(bad, max_temperature=2.0)
+        assert e.value.key == key
+    assert replay_command("sufi", ProverbArgs("Однажды", 0.5), 42) == "/sufi Однажды t=0.5 seed=42"
+    assert replay_command("sufi", ProverbArgs(), 7) == "/sufi seed=7"
+
+
+def test_replies_fit_telegram():
+    long = Result(text="слово " * 2000, seed=1, ended="length", attempts=1)
+    reply = proverb_reply(long, "/sufi seed=1")
+    assert len(reply) <= TELEGRAM_LIMIT and reply.endswith("…\n\n/sufi seed=1")
+    assert fit("короткий текст") == "короткий текст"
+    assert proverb_reply(Result("", 3, "line", 6), "/sufi seed=3") == "…\n\n/sufi seed=3"
+
+
+def test_user_rate_limiter():
+    lim = UserRateLimiter(limit=2, period=10)
+    assert lim.check(1, now=0) == 0 and lim.check(1, now=1) == 0
+    assert lim.check(1, now=2) == pytest.approx(8)
+    assert lim.check(2, now=2) == 0  # others are not affected
+    assert lim.should_warn(1, now=2) and not lim.should_warn(1, now=3)
+    assert lim.check(1, now=10.5) == 0
+    assert UserRateLimiter(0, 10).check(1) == 0  # 0 turns it off
+
+
+async def test_window_keeps_any_period_under_the_limit():
+    w = Window(limit=2, period=0.2)
+    spans: list[tuple[float, float]] = []  # (entered the slot, left it)
+
+    async def send():
+        async with w.slot():
+            entered = time.monotonic()
+            await asyncio.sleep(0.01)  # the request in flight counts too
+            spans.append((entered, time.monotonic()))
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(send() for _ in range(6)))
+    spans.sort()
+    # the third message starts a full period after the first one finished, and so on
+    assert all(spans[i + 2][0] - spans[i][1] >= 0.2 for i in range(len(spans) - 2))
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_redaction_covers_messages_args_and_tracebacks():
+    token = "123:ABC-secret_xyz"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(Redactor([token])))
+    log = logging.getLogger("test.redaction")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("POST https://api.telegram.org/bot%s/getMe", token)
+        log.warning("encoded %s", "123%3AABC-secret_xyz")
+        try:
+            raise RuntimeError(f"failed https://api.telegram.org/bot{token}/sendMessage")
+        except RuntimeError:
+            log.exception("boom")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert "ABC-secret_xyz" not in out and out.count(REDACTED) == 3
+    assert "Traceback" in out and "RuntimeError: failed https://api.telegram.org/bot[REDACTED]/sendMessage" in out
+
+
+def test_texts_have_both_languages():
+    assert all(set(v) == {"ru", "en"} for v in TEXTS.values())
+    assert lang_of("en-US") == "en" and lang_of("uk") == "ru" and lang_of(None) == "ru"
