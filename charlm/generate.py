@@ -103,6 +103,13 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     temp = np.array([s.temperature for s in settings], np.float64)
     top_k = np.array([s.top_k for s in settings], np.int64)
     top_p = np.array([s.top_p for s in settings], np.float64)
+    # the sentence-end nudge: from half the maximum length on, "." "!" "?" get up to `end_boost` extra
+    # logits, growing linearly, so a long proverb closes its sentence instead of running into the cut
+    boost = np.array([s.end_boost for s in settings], np.float64)
+    b_start = np.array([max(s.min_length, s.max_length // 2) for s in settings], np.float64)
+    b_span = np.array([max(1, s.max_length - max(s.min_length, s.max_length // 2)) for s in settings], np.float64)
+    end_ids = [charset.chars.index(c) for c in ".!?" if c in charset]
+    boosting = bool(end_ids) and bool((boost > 0).any())
     proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
     state = runtime.initial_state(n)
     prime_len = np.array([len(j.prime) for j in jobs], np.int64)
@@ -116,6 +123,12 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     while len(active):
         logits, state = runtime.step(ids, state)  # (A, V)
         fed += 1
+        if boosting:
+            lens = np.array([len(proverbs[r].chars) for r in active.tolist()], np.float64)
+            extra = boost[active] * np.clip((lens - b_start[active]) / b_span[active], 0.0, 1.0)  # (A,)
+            if extra.any():
+                logits = logits.copy()
+                logits[:, end_ids] += extra[:, None].astype(np.float32)
         priming = prime_len[active] > fed if fed < longest else None  # rows still feeding their prefix
         if priming is None or not priming.any():  # every row samples: no masks to apply
             sampling = range(len(active))

@@ -16,6 +16,7 @@ class Settings:
     top_p: float = 1.0  # 1: no cut
     min_length: int = 60  # a sentence end before this many characters does not stop the proverb
     max_length: int = 300  # hard cap; the text is then cut at the last sentence or word boundary
+    end_boost: float = 0.0  # logits added to sentence ends, growing from max_length/2 to max_length
 
     def __post_init__(self):
         if not (0.0 <= self.temperature <= 5.0):
@@ -24,6 +25,8 @@ class Settings:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not (0.0 < self.top_p <= 1.0):
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (0.0 <= self.end_boost <= 20.0):
+            raise ValueError(f"end_boost must be between 0 and 20, got {self.end_boost}")
         if not (1 <= self.min_length <= self.max_length):
             raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
 

@@ -73,10 +73,11 @@ class TrainConfig:
     top_k: int = 0
     min_length: int = 60
     max_length: int = 400
+    end_boost: float = 3.0
     export: bool = True
 
     def generation(self) -> Settings:
-        return Settings(self.temperature, self.top_k, self.top_p, self.min_length, self.max_length)
+        return Settings(self.temperature, self.top_k, self.top_p, self.min_length, self.max_length, self.end_boost)
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, bool]:
@@ -122,6 +123,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     g.add_argument("--top-k", type=int, default=d.top_k)
     g.add_argument("--min-length", type=int, default=d.min_length)
     g.add_argument("--max-length", type=int, default=d.max_length)
+    g.add_argument("--end-boost", type=float, default=d.end_boost,
+                   help="extra logits for '.', '!', '?' from half the maximum length on, so long proverbs end a sentence")
     g.add_argument("--no-export", dest="export", action="store_false", help="train and checkpoint only")
     a = p.parse_args(argv)
     if not NAME_RE.match(a.culture):
@@ -136,7 +139,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
         steps_per_epoch=a.steps_per_epoch, sample_every=a.sample_every, init_from=a.init_from,
         title=a.title or title or a.culture, aliases=a.aliases if a.aliases is not None else aliases,
         description=a.description or description, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
-        min_length=a.min_length, max_length=a.max_length, export=a.export,
+        min_length=a.min_length, max_length=a.max_length, end_boost=a.end_boost, export=a.export,
     )
     for name, ok in (("--epochs", cfg.epochs >= 1), ("--window", cfg.window >= 2), ("--stride", cfg.stride >= 1),
                      ("--batch-size", cfg.batch_size >= 1), ("--units", cfg.units >= 1), ("--layers", cfg.layers >= 1),

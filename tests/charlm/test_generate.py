@@ -61,3 +61,15 @@ def test_generate_resamples_a_proverb_that_recites_the_corpus(bundle):
         bundle.novelty = saved
     assert again.attempts >= 2 and again.copied == 0
     assert again.text != first.text
+
+
+def test_end_boost_makes_long_proverbs_end_a_sentence(bundle):
+    plain = Settings(temperature=1.0, min_length=20, max_length=80)
+    nudged = plain.with_(end_boost=8.0)
+    reqs = lambda s: [Request(i, "", s) for i in range(40)]  # noqa: E731
+    before = sum(r.ended == "sentence" for r in bundle.generate(reqs(plain)))
+    after = bundle.generate(reqs(nudged))
+    assert sum(r.ended == "sentence" for r in after) > before
+    assert not any(r.ended == "length" for r in after)  # none runs into the cut any more
+    # a nudged row is still batch invariant
+    assert bundle.generate([Request(3, "", nudged)])[0].text == after[3].text
