@@ -10,7 +10,6 @@ Everything here is numpy + h5py, so every mistake is found before TensorFlow is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import h5py
 import numpy as np
 
 from charlm import Charset
+from charlm.bundle import sha256_file  # noqa: F401  (re-exported for import_legacy)
 
 # Layers with no effect at inference: skipped.
 INERT = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
@@ -74,14 +74,6 @@ class LegacyModel:
     def architecture(self) -> list[str]:
         head = [f"one-hot input ({self.input_size})"] if self.one_hot else []
         return head + [l.describe() for l in self.layers]
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def require_file(path: Path, what: str) -> None:
