@@ -12,6 +12,7 @@ from pathlib import Path
 from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
 from charlm.text import normalize_prefix
 
+from . import subscriptions
 from .errors import StartupError
 from .logs import REDACTOR, setup_logging
 from .settings import Settings, ValidationError, describe_error, load_settings
@@ -20,7 +21,7 @@ log = logging.getLogger("bot")
 
 # Extensions: callables (application, services) -> None that add handlers, jobs and hooks
 # (see bot.app.build_application). Features such as daily subscriptions register here.
-PLUGINS: tuple = ()
+PLUGINS: tuple = (subscriptions.plugin,)
 
 
 def fail(message: str, status: int = 1) -> int:

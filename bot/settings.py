@@ -62,12 +62,19 @@ class Settings(BaseSettings):
     heartbeat_file: Path | None = Path(tempfile.gettempdir()) / "proverb-bot.heartbeat"
     heartbeat_interval: float = Field(15.0, gt=0)
 
+    # daily subscriptions (bot.subscriptions): an SQLite file in DATA_DIR unless DATABASE_URL names another database
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # SQLAlchemy async URL, e.g. sqlite+aiosqlite:////data/bot.sqlite3
+    subscription_default_time: str = Field("09:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")  # local time, HH:MM
+    subscription_poll_interval: float = Field(60.0, gt=0, le=3600)  # s; the job also wakes exactly when one is due
+    subscription_concurrency: int = Field(16, ge=1, le=1024)  # daily messages in flight at once (the limiter paces them)
+
     @field_validator("bot_token", "webhook_secret_token", mode="before")
     @classmethod
     def _blank_is_none(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
 
-    @field_validator("webhook_url", "heartbeat_file", mode="before")
+    @field_validator("webhook_url", "heartbeat_file", "database_url", mode="before")
     @classmethod
     def _blank_path_is_none(cls, v):
         return None if isinstance(v, str) and not v.strip() else v

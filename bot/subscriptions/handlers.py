@@ -1,0 +1,206 @@
+"""Commands: /subscribe [NAME|random] [HH:MM], /unsubscribe [NAME|random|all], /subscriptions, /timezone [TZ]."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from telegram import Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+from telegram.ext import Application, ChatMemberHandler, CommandHandler, ContextTypes
+
+from ..commands import split_command
+from ..handlers import NEW_MESSAGES, send, user_lang
+from ..replies import command_list
+from ..services import MenuEntry, Services, get_services
+from .scheduler import Scheduler
+from .store import RANDOM, Subscription
+from .texts import text
+from .timing import find_zone, format_time, parse_time, zone
+
+log = logging.getLogger(__name__)
+
+RANDOM_WORDS = {RANDOM, "any", "случайно", "любая", "любой"}
+ALL_WORDS = {"all", "все", "всё"}
+ADMINS = {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
+GONE = {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}
+
+
+def get_scheduler(context: ContextTypes.DEFAULT_TYPE) -> Scheduler:
+    """The subscriptions scheduler of the application a handler runs in."""
+    return context.application.bot_data["subscriptions"]
+
+
+def args_of(update: Update) -> list[str]:
+    cmd = split_command(update.effective_message.text)
+    return cmd.rest.split() if cmd else []
+
+
+async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Private chats: yes. Groups: only the chat's administrators (asked of Telegram: getChatMember)."""
+    chat = update.effective_chat
+    if chat.type == ChatType.PRIVATE:
+        return True
+    msg = update.effective_message
+    if msg.sender_chat is not None and msg.sender_chat.id == chat.id:
+        return True  # an anonymous administrator writes as the group itself
+    user = update.effective_user
+    if user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError as e:
+        log.warning("could not check whether user %s administers chat %s: %s", user.id, chat.id, e)
+        return False
+    return member.status in ADMINS
+
+
+def what(services: Services, culture: str, lang: str) -> str:
+    """How a subscription's culture reads: "a parable from a random culture", "a “Sufi” parable (/sufi)"."""
+    if culture == RANDOM:
+        return text("what_random", lang)
+    bundle = services.bundles.get(culture)
+    if bundle is None:
+        return text("what_gone", lang, name=culture)
+    return text("what_culture", lang, title=bundle.title, name=culture)
+
+
+def when(sub: Subscription, now: datetime, lang: str) -> str:
+    """The next delivery in the chat's own terms: "today at 09:00", "tomorrow at 09:00", "on 2024-05-03 at 09:00"."""
+    today = now.astimezone(zone(sub.timezone)).date()
+    t = format_time(sub.at)
+    if sub.due_date == today:
+        return text("today", lang, time=t)
+    if sub.due_date == today + timedelta(days=1):
+        return text("tomorrow", lang, time=t)
+    return text("on_date", lang, date=sub.due_date.isoformat(), time=t)
+
+
+def lines(services: Services, subs: list[Subscription], now: datetime, lang: str) -> str:
+    return "\n".join(text("line", lang, what=what(services, s.culture, lang), time=format_time(s.at), when=when(s, now, lang))
+                     for s in subs)
+
+
+def local_now(tz: str, now: datetime) -> str:
+    return now.astimezone(zone(tz)).strftime("%H:%M")
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Subscribe the chat to a daily proverb: a culture (or a random one each day) at a local time."""
+    services = get_services(context)
+    scheduler = get_scheduler(context)
+    lang = user_lang(update)
+    if not await may_change(update, context):
+        await send(update, context, text("admins_only", lang))
+        return
+    default_at = parse_time(services.settings.subscription_default_time)
+    culture, at = None, None
+    for arg in args_of(update):
+        word = arg.lower().lstrip("/")
+        t = parse_time(arg)
+        if t is not None and at is None:
+            at = t
+        elif culture is None and word in services.commands:
+            culture = services.commands[word]
+        elif culture is None and word in RANDOM_WORDS:
+            culture = RANDOM
+        else:
+            await send(update, context, text("subscribe_usage", lang, arg=arg[:40], default=format_time(default_at),
+                                             example=services.names[0], commands=command_list(services)))
+            return
+    now = scheduler.clock()
+    sub, created = await scheduler.store.subscribe(update.effective_chat.id, culture or RANDOM, at or default_at, now)
+    scheduler.wake()
+    await send(update, context, text("created" if created else "changed", lang, what=what(services, sub.culture, lang),
+                                     time=format_time(sub.at), tz=sub.timezone, when=when(sub, now, lang)))
+
+
+async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Cancel the chat's subscription to one culture, or all of them."""
+    services = get_services(context)
+    scheduler = get_scheduler(context)
+    lang = user_lang(update)
+    if not await may_change(update, context):
+        await send(update, context, text("admins_only", lang))
+        return
+    args = args_of(update)
+    word = args[0].lower().lstrip("/") if args else ""
+    chat_id = update.effective_chat.id
+    if not word or word in ALL_WORDS:
+        n = await scheduler.store.unsubscribe(chat_id)
+        await send(update, context, text("unsubscribed_all", lang, n=n) if n else text("unsubscribed_none", lang))
+        return
+    culture = RANDOM if word in RANDOM_WORDS else services.commands.get(word, word)
+    if await scheduler.store.unsubscribe(chat_id, culture):
+        await send(update, context, text("unsubscribed_one", lang, what=what(services, culture, lang)))
+    else:
+        await send(update, context, text("not_subscribed", lang, name=args[0][:40]))
+
+
+async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show the chat's subscriptions, their times and the next delivery."""
+    services = get_services(context)
+    scheduler = get_scheduler(context)
+    lang = user_lang(update)
+    chat_id = update.effective_chat.id
+    subs = await scheduler.store.of_chat(chat_id)
+    now = scheduler.clock()
+    if not subs:
+        tz = await scheduler.store.timezone(chat_id)
+        await send(update, context, text("none", lang, default=services.settings.subscription_default_time, tz=tz,
+                                         example=services.names[0]))
+        return
+    await send(update, context, text("list", lang, tz=subs[0].timezone, lines=lines(services, subs, now, lang)))
+
+
+async def timezone(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show or set the chat's time zone (an IANA name, any case, or a city that names one)."""
+    services = get_services(context)
+    scheduler = get_scheduler(context)
+    lang = user_lang(update)
+    chat_id = update.effective_chat.id
+    now = scheduler.clock()
+    args = args_of(update)
+    if not args:
+        tz = await scheduler.store.timezone(chat_id)
+        await send(update, context, text("timezone_show", lang, tz=tz, local=local_now(tz, now)))
+        return
+    if not await may_change(update, context):
+        await send(update, context, text("admins_only", lang))
+        return
+    name = " ".join(args)
+    tz = find_zone(name)
+    if tz is None:
+        await send(update, context, text("timezone_unknown", lang, name=name[:64]))
+        return
+    subs = await scheduler.store.set_timezone(chat_id, tz, now)
+    scheduler.wake()
+    reply = text("timezone_set", lang, tz=tz, local=local_now(tz, now))
+    if subs:
+        reply += "\n" + text("timezone_moved", lang, lines=lines(services, subs, now, lang))
+    await send(update, context, reply)
+
+
+async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was blocked, or removed from a group: its subscriptions there go too."""
+    change = update.my_chat_member
+    if change.new_chat_member.status in GONE:
+        n = await get_scheduler(context).store.forget_chat(change.chat.id)
+        if n:
+            log.info("chat %s: the bot is %s; removed its %d subscription(s)", change.chat.id,
+                     change.new_chat_member.status, n)
+
+
+def register(app: Application, services: Services) -> None:
+    """Add the subscription commands (group 0) and their menu entries."""
+    app.add_handler(CommandHandler("subscribe", subscribe, filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("unsubscribe", unsubscribe, filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("subscriptions", subscriptions, filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("timezone", timezone, filters=NEW_MESSAGES))
+    app.add_handler(ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    for command in ("subscribe", "subscriptions", "unsubscribe", "timezone"):
+        services.menu.append(MenuEntry(command, {lang: text(f"menu_{command}", lang) for lang in ("ru", "en")}))

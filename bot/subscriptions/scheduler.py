@@ -1,0 +1,303 @@
+"""Daily delivery on python-telegram-bot's JobQueue: due subscriptions -> batched generation -> sendMessage.
+
+How a delivery stays exactly-once per subscription and local date:
+- each subscription row holds the local date of its next delivery (due_date), the UTC instant to try it
+  (next_due) and the local date of its last delivery (last_date); `timing.plan` only ever schedules a date
+  after last_date, so no date is delivered twice, whatever restarts or time changes happen;
+- a tick (a JobQueue job) delivers every row with next_due <= now: a bot restarted at 08:59 finds the 09:00
+  row still due and delivers it at 09:00; a bot that was down at 09:00 delivers it when it comes back
+  (up to timing.LATE_LIMIT late), and one that comes back at 09:01 after delivering finds last_date = today;
+- a row is marked delivered right after Telegram accepted its message (deliveries that finish while a
+  write is under way go into the next one together). Only a crash in that instant (between Telegram's
+  answer and the commit) could repeat a message; a stop (SIGTERM) lets the messages in flight finish and
+  be recorded first, and a failed write is retried by the next run without resending.
+
+Throughput: rows are taken in chunks of BATCH_SIZE, each chunk's proverbs are generated in one batched pass
+per culture while the previous chunk is being sent, and at most SUBSCRIPTION_CONCURRENCY messages are in
+flight, so the application's rate limiter (bot.limits.TelegramLimiter: 30 a second overall, 1 a second per
+chat) paces them without a queue long enough to hold up replies to people's commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable
+
+from apscheduler.jobstores.base import JobLookupError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.ext import Application, ContextTypes, Job
+
+from ..commands import ProverbArgs, replay_command
+from ..replies import proverb_reply
+from ..services import Services
+from .store import Store, Subscription, describe
+from .timing import LATE_LIMIT
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]  # -> an aware datetime: now
+GONE = ("chat not found", "peer_id_invalid")  # a 400 that means the chat no longer exists (403s all mean blocked/removed)
+STOP_WAIT = 20.0  # seconds a stop waits for the messages in flight
+
+
+@dataclass
+class Stats:
+    """What delivery has done since startup (logs, tests, the bench)."""
+
+    runs: int = 0
+    delivered: int = 0
+    removed: int = 0  # subscriptions dropped: the bot was blocked, or the chat is gone
+    failed: int = 0  # attempts that will be retried
+    skipped: int = 0  # deliveries given up: too late (the bot was down)
+    last_run_s: float = 0.0
+
+
+class Scheduler:
+    """Owns the store and the delivery job; `bot_data["subscriptions"]` in the application."""
+
+    def __init__(self, url: str, services: Services, clock: Clock, poll_interval: float = 60.0,
+                 concurrency: int = 16, chunk: int = 64):
+        self.url = url
+        self.services = services
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self.chunk = chunk
+        self.store: Store | None = None
+        self.stats = Stats()
+        self.ticks = 0  # ticks started: tests wait for a tick that saw the time they set
+        self._app: Application | None = None
+        self._job: Job | None = None
+        self._run: asyncio.Task | None = None
+        self._claimed: set[int] = set()  # rows being generated or sent: never taken twice
+        # row -> due_date sent but not yet recorded (the database write failed): recorded later, never resent
+        self._unrecorded: dict[int, date] = {}
+        self._to_record: list[Subscription] = []
+        self._record_lock = asyncio.Lock()
+        self._stopping = False
+        self._progress = 0  # rows whose outcome was recorded (delivered, removed, retried, skipped, moved)
+
+    # -- lifecycle (the application's post_init / post_stop hooks) --------------------------------
+
+    async def start(self, app: Application) -> None:
+        """Open the database (migrating it) and tick at once: anything due while the bot was down goes out now."""
+        self.store = await Store.open(self.url)
+        self._app = app
+        self._stopping = False
+        n = await self.store.count()
+        log.info("subscriptions: %d in %s", n, describe(self.url))
+        self.wake()
+
+    async def stop(self, app: Application) -> None:
+        """Stop ticking, let the messages in flight finish and be recorded, close the database."""
+        self._stopping = True
+        self._cancel_job()
+        if self._run is not None and not self._run.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._run), STOP_WAIT)
+            except asyncio.TimeoutError:
+                log.warning("stopping with daily deliveries still in flight; they will be retried after restart")
+                self._run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._run
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    # -- the job ------------------------------------------------------------------------------------
+
+    def wake(self, delay: float = 0.0) -> None:
+        """(Re)schedule the next tick in `delay` seconds (handlers call it after a change)."""
+        if self._stopping or self._app is None or self._app.job_queue is None:
+            return
+        self._cancel_job()
+        # no misfire grace limit: a tick armed before the JobQueue started (post_init), or held up by a busy
+        # loop, must run late rather than be dropped
+        self._job = self._app.job_queue.run_once(self._tick, max(0.0, delay), name="subscriptions",
+                                                 job_kwargs={"misfire_grace_time": None})
+
+    def _cancel_job(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:
+            with contextlib.suppress(JobLookupError):  # it has just fired
+                job.schedule_removal()
+
+    async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Job: start a delivery run if anything is due, else sleep until the earliest due time (at most poll_interval)."""
+        self.ticks += 1
+        self._job = None
+        if self._stopping or self.store is None:
+            return
+        if self._run is not None and not self._run.done():
+            return  # the run wakes us when it ends
+        now = self.clock()
+        if await self.store.due(now, 1):
+            # its own task, not the job's: JobQueue.stop would wait for a whole run (minutes with thousands)
+            self._run = asyncio.create_task(self.deliver(context.bot), name="daily-delivery")
+            self._run.add_done_callback(self._run_done)
+            return
+        earliest = await self.store.next_due()
+        if self._job is None:  # else a handler woke us meanwhile, for a change this tick may not have seen
+            delay = self.poll_interval if earliest is None else (earliest - now).total_seconds()
+            self.wake(min(self.poll_interval, max(0.0, delay)))
+
+    def _run_done(self, task: asyncio.Task) -> None:
+        """Tick again at once when the run got through rows; after one that failed or did nothing, not so soon."""
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("daily delivery failed", exc_info=task.exception())
+        self.wake(0.0 if task.exception() is None and task.result() else min(self.poll_interval, 60.0))
+
+    # -- delivery -----------------------------------------------------------------------------------
+
+    async def deliver(self, bot) -> int:
+        """Deliver everything due, chunk by chunk, generating the next chunk while this one is sent; -> rows handled."""
+        t0 = time.perf_counter()
+        before = (self.stats.delivered, self.stats.removed, self.stats.failed, self.stats.skipped)
+        progress = self._progress
+        chunks: asyncio.Queue = asyncio.Queue(maxsize=1)
+        producer = asyncio.create_task(self._produce(chunks), name="daily-generate")
+        slots = asyncio.Semaphore(self.concurrency)
+        sending: set[asyncio.Task] = set()
+        try:
+            while not self._stopping:
+                chunk = await chunks.get()
+                if chunk is None:
+                    break
+                for item in chunk:
+                    await slots.acquire()
+                    if self._stopping:  # the rest stay due: delivered after the restart
+                        slots.release()
+                        break
+                    task = asyncio.create_task(self._send(bot, *item))
+                    sending.add(task)
+                    task.add_done_callback(lambda t: (sending.discard(t), slots.release()))
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            if sending:
+                await asyncio.gather(*sending, return_exceptions=True)
+            self._claimed.clear()
+        s = self.stats
+        s.runs += 1
+        s.last_run_s = time.perf_counter() - t0
+        d, r, f, k = (s.delivered - before[0], s.removed - before[1], s.failed - before[2], s.skipped - before[3])
+        log.info("daily delivery: %d sent in %.1f s, %d removed (blocked or gone), %d to retry, %d skipped (too late)",
+                 d, s.last_run_s, r, f, k)
+        return self._progress - progress
+
+    async def _produce(self, chunks: asyncio.Queue) -> None:
+        """Take due rows chunk by chunk, generate their proverbs (one batch per culture), hand them to the sender.
+
+        Ends with None in the queue; when the sender stops first, it cancels this task instead.
+        """
+        try:
+            while not self._stopping:
+                now = self.clock()
+                subs = await self.store.due(now, self.chunk, exclude=self._claimed)
+                if not subs:
+                    break
+                self._claimed.update(s.id for s in subs)
+                fresh = []
+                for sub in subs:
+                    if self._unrecorded.get(sub.id) == sub.due_date:
+                        await self._record(sub)
+                        self._claimed.discard(sub.id)
+                    elif now - sub.scheduled > LATE_LIMIT:
+                        day = await self.store.skip(sub, now)
+                        self._claimed.discard(sub.id)
+                        self.stats.skipped += 1
+                        self._progress += 1
+                        log.info("chat %s: skipped the %s delivery of %s (%s late); next on %s", sub.chat_id,
+                                 sub.due_date, sub.culture, now - sub.scheduled, day)
+                    else:
+                        fresh.append(sub)
+                items = await self._generate(fresh, now) if fresh else []
+                if items:
+                    await chunks.put(items)
+        except Exception:  # noqa: BLE001 - a database error: logged; the rows stay due for the next run
+            log.exception("taking due subscriptions failed")
+        await chunks.put(None)
+
+    async def _generate(self, subs: list[Subscription], now: datetime) -> list[tuple]:
+        """-> [(subscription, bundle name, request, result)]: one batched generation per culture."""
+        services = self.services
+        by_name: dict[str, list[Subscription]] = {}
+        for sub in subs:
+            name = sub.culture if sub.culture in services.bundles else random.choice(services.names)
+            by_name.setdefault(name, []).append(sub)
+        names = list(by_name)
+        requests = {name: [services.request(name) for _ in by_name[name]] for name in names}
+        try:
+            outcomes = await asyncio.gather(*(services.proverbs(name, requests[name]) for name in names))
+        except Exception:  # noqa: BLE001 - the rows stay due and are retried, backing off
+            log.exception("generating %d daily proverbs failed", len(subs))
+            for sub in subs:
+                await self.store.failed(sub, now)
+                self._claimed.discard(sub.id)
+                self.stats.failed += 1
+                self._progress += 1
+            return []
+        return [(sub, name, req, res) for name, results in zip(names, outcomes)
+                for sub, req, res in zip(by_name[name], requests[name], results)]
+
+    async def _send(self, bot, sub: Subscription, name: str, request, result) -> None:
+        """Send one daily proverb; record it, or drop the subscription (blocked / gone), or back off."""
+        try:
+            body = proverb_reply(result, replay_command(name, ProverbArgs(), request.seed))
+            try:
+                await bot.send_message(sub.chat_id, body)
+            except ChatMigrated as e:  # a group became a supergroup: the next tick delivers to the new id
+                log.info("chat %s moved to %s", sub.chat_id, e.new_chat_id)
+                await self.store.move_chat(sub.chat_id, e.new_chat_id)
+                self._progress += 1
+            except Forbidden as e:
+                await self._remove(sub, e)
+            except BadRequest as e:
+                await (self._remove if any(g in str(e).lower() for g in GONE) else self._failed)(sub, e)
+            except TelegramError as e:  # network errors and 429s the limiter could not ride out
+                await self._failed(sub, e)
+            else:
+                self.stats.delivered += 1
+                await self._record(sub)
+        except Exception:  # noqa: BLE001 - one row's trouble (a database error) must not end the run
+            log.exception("daily delivery to chat %s failed", sub.chat_id)
+        finally:
+            self._claimed.discard(sub.id)
+
+    async def _record(self, sub: Subscription) -> None:
+        """Record a sent delivery; what the database fails to take now, the next run records (never resends).
+
+        Group commit: while one transaction is being written, deliveries that finish queue up and go
+        into the next one together, so under load one write serves many messages, and alone a message
+        is recorded at once.
+        """
+        self._unrecorded[sub.id] = sub.due_date
+        self._to_record.append(sub)
+        async with self._record_lock:
+            batch, self._to_record = self._to_record, []
+            if batch:
+                await self.store.delivered(batch, self.clock())
+                for s in batch:
+                    self._unrecorded.pop(s.id, None)
+                self._progress += len(batch)
+
+    async def _remove(self, sub: Subscription, error: TelegramError) -> None:
+        n = await self.store.forget_chat(sub.chat_id)
+        self.stats.removed += n
+        self._progress += 1
+        log.info("chat %s: %s; removed its %d subscription(s)", sub.chat_id, error, n)
+
+    async def _failed(self, sub: Subscription, error: TelegramError) -> None:
+        retry = await self.store.failed(sub, self.clock())
+        self.stats.failed += 1
+        self._progress += 1
+        log.warning("chat %s: daily delivery failed (%s); retrying at %s", sub.chat_id, error, retry.isoformat(timespec="seconds"))

@@ -1,0 +1,61 @@
+"""The subscriptions database's tables (SQLAlchemy Core). Changing them needs a migration in migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, TypeDecorator,
+    UniqueConstraint,
+)
+
+# Named constraints, so later migrations (SQLite rebuilds tables in batch mode) can refer to them.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware datetime stored as naive UTC (SQLite has no time zones); read back as aware UTC.
+
+    Stored values compare correctly as text in SQL (`next_due <= :now`), as all are UTC.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware one")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+chats = Table(
+    "chats", metadata,
+    Column("chat_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),  # IANA key
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("chat_id", BigInteger, ForeignKey("chats.chat_id", ondelete="CASCADE"), nullable=False),
+    Column("culture", String(32), nullable=False),  # a bundle name, or "random" (a culture picked each day)
+    Column("local_time", String(5), nullable=False),  # "HH:MM" in the chat's time zone
+    Column("due_date", Date, nullable=False),  # the local date of the next delivery
+    Column("next_due", UTCDateTime, nullable=False),  # when it is next tried: the scheduled instant, or a retry
+    Column("last_date", Date, nullable=True),  # the local date of the last delivery (never two on one date)
+    Column("failures", Integer, nullable=False, server_default="0"),  # failed attempts in a row
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("chat_id", "culture"),
+    Index(None, "next_due"),
+)

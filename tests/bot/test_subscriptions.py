@@ -1,0 +1,315 @@
+"""Daily subscriptions end to end: the real bot (with the subscriptions plugin and a settable clock) against
+the fake Bot API, over an SQLite file that outlives each bot; plus the calendar rules and the migrations."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date, datetime, time as dtime, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text as sql
+
+from bot.errors import StartupError
+from bot.services import build_services
+from bot.subscriptions import with_clock
+from bot.subscriptions.migrate import current_revision, head
+from bot.subscriptions.schema import metadata
+from bot.subscriptions.store import Store
+from bot.subscriptions.timing import find_zone, parse_time, plan
+
+from .conftest import PYTHON, RunningBot, bot_env, bot_settings
+from .fakeapi import FakeBotAPI, user
+
+UTC = timezone.utc
+PROVERB = re.compile(r"\n\n/(alpha|beta) seed=\d+$")
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Fake Proverbs", "username": "fake_proverbs_bot"}
+
+
+class Clock:
+    """The time the bot sees: set by the test."""
+
+    def __init__(self, *when: int):
+        self.now = datetime(*when, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, *when: int) -> None:
+        self.now = datetime(*when, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(2024, 5, 1, 8, 0)
+
+
+@pytest.fixture
+def run_bot(api, tiny_models, tmp_path, clock):
+    """run_bot(**settings) -> the real bot with the subscriptions plugin, polling the fake API.
+
+    Every bot of a test shares DATA_DIR (tmp_path/data), so a second one is a restart over the same database.
+    """
+    bots: list[RunningBot] = []
+
+    def start(**overrides) -> RunningBot:
+        # no outgoing throttle: a dozen replies in one chat would take a dozen seconds at Telegram's 1 a second
+        values = dict(data_dir=tmp_path / "data", generation_processes=0, subscription_poll_interval=0.05,
+                      outgoing_rate_limit=False)
+        values.update(overrides)
+        settings = bot_settings(api, tiny_models, tmp_path, **values)
+        polls = len(api.calls_of("getUpdates"))
+        bot = RunningBot(settings, build_services(settings), plugins=(with_clock(clock),))
+        bot.thread.start()
+        api.wait_for(lambda: len(api.calls_of("getUpdates")) > polls or not bot.thread.is_alive(), 30, "the bot to start")
+        assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+        bots.append(bot)
+        return bot
+
+    yield start
+    for b in bots:
+        b.stop()
+
+
+def scheduler(bot: RunningBot):
+    return bot.app.bot_data["subscriptions"]
+
+
+def ticks(bot: RunningBot, n: int = 3) -> None:
+    """Wait until the delivery job has run `n` more times (so it has seen the clock as it is now)."""
+    s = scheduler(bot)
+    start = s.ticks
+    deadline = time.monotonic() + 10
+    while s.ticks < start + n:
+        assert time.monotonic() < deadline, "the delivery job stopped ticking"
+        time.sleep(0.01)
+
+
+def ask(api: FakeBotAPI, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
+        lang: str = "ru") -> str:
+    """Send `text` to the bot and return its next message in that chat."""
+    before = len(api.sent(chat_id))
+    api.send_text(chat_id, text, user_id=user_id, chat_type=chat_type, lang=lang)
+    return api.wait_sent(chat_id, before + 1)[before]
+
+
+def proverbs(api: FakeBotAPI, chat_id: int) -> list[str]:
+    """The daily proverbs the chat got (a proverb, then its replay command)."""
+    return [t for t in api.sent(chat_id) if PROVERB.search(t)]
+
+
+# -- end to end ---------------------------------------------------------------------------------------
+
+
+def test_subscribe_restart_and_deliver_once_at_the_minute(api, run_bot, clock):
+    bot = run_bot()
+    reply = ask(api, 101, "/subscribe")
+    assert "случайного сборника" in reply and "09:00" in reply and "UTC" in reply and "сегодня" in reply
+    bot.stop()
+
+    clock.set(2024, 5, 1, 8, 59)  # a restart at 08:59, over the same database
+    bot = run_bot()
+    ticks(bot)
+    clock.set(2024, 5, 1, 8, 59, 59)
+    ticks(bot)
+    assert proverbs(api, 101) == [], "delivered before its minute"
+
+    clock.set(2024, 5, 1, 9, 0)
+    api.wait_for(lambda: proverbs(api, 101), what="the 09:00 proverb")
+    ticks(bot, 5)
+    clock.set(2024, 5, 1, 9, 0, 30)
+    ticks(bot, 5)
+    assert len(proverbs(api, 101)) == 1, "delivered twice"
+
+    bot.stop()  # a restart after the delivery does not repeat it
+    clock.set(2024, 5, 1, 9, 1)
+    bot = run_bot()
+    ticks(bot)
+    assert len(proverbs(api, 101)) == 1
+
+    clock.set(2024, 5, 2, 9, 0)  # the next day's
+    api.wait_for(lambda: len(proverbs(api, 101)) == 2, what="the next day's proverb")
+    ticks(bot)
+    assert len(proverbs(api, 101)) == 2
+
+
+def test_a_bot_down_at_the_minute_delivers_when_back_but_not_hours_late(api, run_bot, clock):
+    bot = run_bot()
+    ask(api, 102, "/subscribe alpha 09:00")
+    ask(api, 103, "/subscribe beta 09:00")
+    bot.stop()
+    clock.set(2024, 5, 1, 9, 3)  # down from 08:00 to 09:03: delivered on startup, once each
+    bot = run_bot()
+    api.wait_for(lambda: proverbs(api, 102) and proverbs(api, 103), what="the missed deliveries")
+    assert "/alpha seed=" in proverbs(api, 102)[0] and "/beta seed=" in proverbs(api, 103)[0]
+    bot.stop()
+
+    clock.set(2024, 5, 2, 16, 0)  # down over the next 09:00 for 7 hours: that day's is skipped, not sent at 16:00
+    bot = run_bot()
+    ticks(bot)
+    assert len(proverbs(api, 102)) == 1 and scheduler(bot).stats.skipped == 2
+    assert "завтра в 09:00" in ask(api, 102, "/subscriptions")
+    clock.set(2024, 5, 3, 9, 0)
+    api.wait_for(lambda: len(proverbs(api, 102)) == 2, what="the day after's proverb")
+
+
+def test_culture_time_and_time_zone(api, run_bot, clock):
+    bot = run_bot()
+    assert "Часовой пояс: UTC" in ask(api, 104, "/timezone")
+    assert "Не знаю часового пояса «Mars/Olympus»" in ask(api, 104, "/timezone Mars/Olympus")
+    reply = ask(api, 104, "/timezone moscow")
+    assert "Europe/Moscow" in reply and "11:00" in reply  # 08:00 UTC
+    reply = ask(api, 104, "/subscribe be 7:30")  # 07:30 in Moscow has passed today
+    assert "«Beta» (/beta)" in reply and "07:30" in reply and "Europe/Moscow" in reply and "завтра" in reply
+    assert "Не понял «25:00»" in ask(api, 104, "/subscribe alpha 25:00")
+    assert "Не понял «nosuch»" in ask(api, 104, "/subscribe nosuch")
+    assert "I don't understand" in ask(api, 104, "/subscribe nosuch", lang="en")
+    listing = ask(api, 104, "/subscriptions")
+    assert "Europe/Moscow" in listing and "/beta" in listing and "07:30" in listing
+
+    clock.set(2024, 5, 2, 4, 29, 59)  # 07:29:59 in Moscow
+    ticks(bot)
+    assert proverbs(api, 104) == []
+    clock.set(2024, 5, 2, 4, 30)
+    assert "/beta seed=" in api.wait_for(lambda: proverbs(api, 104), what="the 07:30 Moscow proverb")[0]
+    # a new time zone moves the time, and the day already served is not served again
+    reply = ask(api, 104, "/timezone Asia/Yerevan")  # 08:30 there: 07:30 has passed, and today is done anyway
+    assert "Asia/Yerevan" in reply and "завтра в 07:30" in reply
+
+
+def test_unsubscribe_stops_it(api, run_bot, clock):
+    bot = run_bot()
+    ask(api, 106, "/subscribe")
+    ask(api, 106, "/subscribe alpha 09:00")
+    assert "Отменил: притча «Alpha»" in ask(api, 106, "/unsubscribe al")
+    listing = ask(api, 106, "/subscriptions")
+    assert "случайного сборника" in listing and "Alpha" not in listing
+    assert "Отменил все подписки (1)" in ask(api, 106, "/unsubscribe")
+    assert "Подписок нет" in ask(api, 106, "/subscriptions")
+    assert "Подписок и так нет" in ask(api, 106, "/unsubscribe")
+    clock.set(2024, 5, 1, 9, 0)
+    ticks(bot)
+    clock.set(2024, 5, 2, 9, 0)
+    ticks(bot)
+    assert proverbs(api, 106) == []
+
+
+@pytest.mark.parametrize("status, description", [
+    (403, "Forbidden: bot was blocked by the user"),
+    (400, "Bad Request: chat not found"),
+])
+def test_blocked_or_gone_chat_loses_its_subscription(api, run_bot, clock, status, description):
+    bot = run_bot()
+    ask(api, 107, "/subscribe")
+    api.fail("sendMessage", status=status, description=description)
+    clock.set(2024, 5, 1, 9, 0)
+    api.wait_for(lambda: scheduler(bot).stats.removed == 1, what="the subscription to be removed")
+    assert [c.status for c in api.calls_of("sendMessage")][-1] == status
+    assert "Подписок нет" in ask(api, 107, "/subscriptions")
+    clock.set(2024, 5, 2, 9, 0)
+    ticks(bot)
+    assert proverbs(api, 107) == []
+
+
+def test_bot_removed_from_a_chat_drops_its_subscriptions(api, run_bot):
+    run_bot()
+    ask(api, 108, "/subscribe")
+    api.push(my_chat_member={"chat": {"id": 108, "type": "private", "first_name": "u"}, "from": user(108),
+                             "date": int(time.time()), "old_chat_member": {"status": "member", "user": BOT_USER},
+                             "new_chat_member": {"status": "kicked", "user": BOT_USER, "until_date": 0}})
+    api.wait_for(lambda: "Подписок нет" in ask(api, 108, "/subscriptions"), what="the subscription to go")
+
+
+def test_a_failed_delivery_is_retried_later_not_dropped(api, run_bot, clock):
+    bot = run_bot(max_retries=0)
+    ask(api, 109, "/subscribe")
+    api.fail("sendMessage", status=500)
+    clock.set(2024, 5, 1, 9, 0)
+    api.wait_for(lambda: scheduler(bot).stats.failed == 1, what="the failed attempt")
+    clock.set(2024, 5, 1, 9, 0, 50)  # the first retry waits a minute
+    ticks(bot)
+    assert proverbs(api, 109) == []
+    clock.set(2024, 5, 1, 9, 1)
+    api.wait_for(lambda: proverbs(api, 109), what="the retry")
+    ticks(bot)
+    assert len(proverbs(api, 109)) == 1
+
+
+def test_in_a_group_only_administrators_change_it(api, run_bot):
+    run_bot()
+    group, member, admin = -200, 20, 21
+    api.members[(group, admin)] = "administrator"
+    refusal = "только администраторы"
+    assert refusal in ask(api, group, "/subscribe@fake_proverbs_bot", user_id=member, chat_type="group")
+    assert "Подписок нет" in ask(api, group, "/subscriptions@fake_proverbs_bot", user_id=member, chat_type="group")
+    assert "Готово" in ask(api, group, "/subscribe@fake_proverbs_bot alpha 10:00", user_id=admin, chat_type="group")
+    assert refusal in ask(api, group, "/unsubscribe@fake_proverbs_bot", user_id=member, chat_type="group")
+    assert refusal in ask(api, group, "/timezone@fake_proverbs_bot Asia/Yerevan", user_id=member, chat_type="group")
+    # anyone may look
+    assert "10:00" in ask(api, group, "/subscriptions@fake_proverbs_bot", user_id=member, chat_type="group")
+    asked = {(c.params["chat_id"], c.params["user_id"]) for c in api.calls_of("getChatMember")}
+    assert asked == {(group, member), (group, admin)}
+
+
+def test_unusable_data_dir_stops_the_bot_with_one_line(tiny_models, tmp_path):
+    import subprocess
+
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with FakeBotAPI() as api:
+        env = bot_env(api, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "taken"), GENERATION_PROCESSES="0")
+        proc = subprocess.run([PYTHON, "-m", "bot"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+        assert not api.calls, "it should fail before talking to Telegram"
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot create the data folder" in lines[0] and "taken" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- the calendar -----------------------------------------------------------------------------------
+
+
+def test_times_and_zones_people_type():
+    assert [parse_time(s) for s in ("9", "9:05", "09:05", "21.30", "23:59")] == \
+        [dtime(9), dtime(9, 5), dtime(9, 5), dtime(21, 30), dtime(23, 59)]
+    assert [parse_time(s) for s in ("24:00", "9:60", "nine", "", "9:5")] == [None] * 5
+    assert find_zone("europe/moscow") == find_zone("Moscow") == "Europe/Moscow"
+    assert find_zone("utc") == "UTC" and find_zone("New York") == "America/New_York"
+    assert find_zone("Mars/Olympus") is None and find_zone("") is None
+
+
+def test_plan_never_serves_a_local_date_twice():
+    now = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    assert plan(dtime(9), "UTC", None, now) == (date(2024, 5, 1), datetime(2024, 5, 1, 9, tzinfo=UTC))
+    assert plan(dtime(9), "UTC", date(2024, 5, 1), now)[0] == date(2024, 5, 2)  # today's already went out
+    assert plan(dtime(7), "UTC", None, now)[0] == date(2024, 5, 2)  # 07:00 has passed
+    # served at 09:00 Tokyo on May 1 (00:00 UTC); moved to Los Angeles, where it is still April 30
+    served = date(2024, 5, 1)
+    day, due = plan(dtime(9), "America/Los_Angeles", served, datetime(2024, 5, 1, 0, 5, tzinfo=UTC))
+    assert day == date(2024, 5, 2) and due == datetime(2024, 5, 2, 16, tzinfo=UTC)
+    # a daylight-saving night: 02:30 does not exist in Berlin on 2024-03-31; it is still served that day
+    day, due = plan(dtime(2, 30), "Europe/Berlin", None, datetime(2024, 3, 30, 23, tzinfo=UTC))
+    assert day == date(2024, 3, 31) and due == datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
+
+
+# -- the schema -------------------------------------------------------------------------------------
+
+
+async def test_migrations_build_the_schema_and_refuse_a_newer_database(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    store = await Store.open(url)
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(current_revision) == head()
+        diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+        assert diff == [], f"schema.py and the migrations differ: {diff}"
+    await store.subscribe(1, "random", dtime(9), datetime(2024, 5, 1, tzinfo=UTC))
+    await store.close()
+    store = await Store.open(url)  # reopening migrates nothing and keeps the data
+    assert await store.count() == 1
+    async with store.engine.begin() as conn:
+        await conn.execute(sql("UPDATE alembic_version SET version_num = 'f00d'"))
+    await store.close()
+    with pytest.raises(StartupError, match="revision 'f00d'.*newer version"):
+        await Store.open(url)
