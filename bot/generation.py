@@ -41,7 +41,8 @@ def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
     return bundles
 
 
-RESERVED = ("start", "help", "random", "about")
+# the bot's own commands (subscriptions included): a bundle may not take them
+RESERVED = ("start", "help", "random", "about", "subscribe", "unsubscribe", "subscriptions", "timezone")
 
 
 def command_table(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> dict[str, str]:
