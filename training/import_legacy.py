@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from charlm import BundleError, load_bundle
-from charlm.bundle import NAME_RE
+from charlm.bundle import NAME_RE, sha256_file
 from charlm.generate import start_context
 
 from .legacy import (
@@ -33,7 +33,6 @@ from .legacy import (
     read_charset,
     read_weights,
     require_file,
-    sha256_file,
 )
 
 NOTE = "imported from legacy Keras 2 model"

@@ -19,7 +19,6 @@ import h5py
 import numpy as np
 
 from charlm import Charset
-from charlm.bundle import sha256_file  # noqa: F401  (re-exported for import_legacy)
 
 # Layers with no effect at inference: skipped.
 INERT = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
