@@ -11,6 +11,8 @@ as well). The figures, with the targets of issue 5:
     figure (Keras, windows of `window` characters from a zero state) is shown next to it;
   - the share of generated Cyrillic words that pymorphy3's Russian dictionary knows (and the same share on
     the corpus itself, the reference a model cannot beat by much);
+  - the share of adjacent adjective-noun and pronoun-verb pairs that cannot agree under any pymorphy3
+    parse (`training/agreement.py`), for the proverbs and for the corpus itself;
   - the share of 40-character windows of the generated (model) text found verbatim in the corpus, exact
     (hash candidates confirmed by substring search in the normalised corpus text);
   - the share of proverbs that end at a sentence end (one cut at max_length with "…" does not), empty
@@ -38,6 +40,7 @@ from charlm.novelty import window_hashes
 from charlm.proverb import ends_sentence
 from charlm.text import END
 
+from .agreement import AgreementChecker
 from .corpus import Corpus, CorpusError, read_corpus
 from .windows import split_texts
 
@@ -47,7 +50,7 @@ BATCH = 50  # proverbs generated per charlm call
 WORD_RE = re.compile(r"[а-яёА-ЯЁ]+(?:-[а-яёА-ЯЁ]+)*")  # Cyrillic words; Latin, digits and punctuation do not count
 
 # Issue 5's targets, per culture, at the bundle's default settings.
-TARGETS = {"known_words": 0.95, "copied_windows": 0.05, "sentence_end": 0.95}
+TARGETS = {"known_words": 0.95, "copied_windows": 0.05, "sentence_end": 0.95, "agreement_errors": 0.25}
 
 
 class WordChecker:
@@ -182,6 +185,9 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
     words = WordChecker()
     known, total, unknown = words.count(r.raw for r in results)
     c_known, c_total, _ = words.count(corpus_text.split(END))
+    agreement = AgreementChecker(words.morph)
+    agree = agreement.check(r.raw for r in results)
+    c_agree = agreement.check(corpus_text.split(END))
     index = CopyIndex(corpus_text)
     copies = [index.copied(r.raw) for r in results]
     copied, windows = sum(c for c, _ in copies), sum(w for _, w in copies)
@@ -210,6 +216,10 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
         "unknown_words": [w for w, _ in unknown.most_common(10)],
         "corpus_known_words": share(c_known, c_total),
         "corpus_words": c_total,
+        "agreement_errors": agree.rate,
+        "agreement_pairs": agree.pairs,
+        "agreement_examples": agree.examples,
+        "corpus_agreement_errors": c_agree.rate,
         "copied_windows": share(copied, windows),
         "windows": windows,
         "proverbs_with_copy": share(sum(1 for c, _ in copies if c), len(copies)),
@@ -247,6 +257,9 @@ def format_table(r: dict) -> str:
          f"manifest: {_f(man)} (training's windows)" if man is not None else "manifest: n/a", ""),
         ("known Russian words", _f(r["known_words"]), f">= {TARGETS['known_words']} (corpus: {_f(r['corpus_known_words'])})",
          _ok(None if r["known_words"] is None else r["known_words"] >= TARGETS["known_words"])),
+        ("agreement errors (adjective-noun, pronoun-verb)", _f(r["agreement_errors"]),
+         f"<= {TARGETS['agreement_errors']} (corpus: {_f(r['corpus_agreement_errors'])}; {r['agreement_pairs']} pairs)",
+         _ok(None if r["agreement_errors"] is None else r["agreement_errors"] <= TARGETS["agreement_errors"])),
         ("40-char windows found in the corpus", _f(r["copied_windows"]), f"<= {TARGETS['copied_windows']}",
          _ok(None if r["copied_windows"] is None else r["copied_windows"] <= TARGETS["copied_windows"])),
         ("proverbs ending at a sentence end", _f(r["sentence_end"]),
@@ -274,6 +287,8 @@ def format_table(r: dict) -> str:
                      "the held-out texts may have been seen in training")
     if r["unknown_words"]:
         notes.append("most frequent unknown words: " + ", ".join(r["unknown_words"]))
+    if r["agreement_examples"]:
+        notes.append("agreement errors, e.g.: " + ", ".join(r["agreement_examples"][:6]))
     notes += [f"sample: {t!r}" for t in r["samples"]]
     return "\n".join(lines + notes)
 
