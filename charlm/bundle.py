@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .charset import Charset
 from .errors import BundleError
-from .generate import Request, Result, generate
+from .candidates import generate_best
+from .generate import Request, Result
 from .novelty import NoveltyIndex
 from .runtime import Runtime
 from .sampling import Settings
@@ -69,14 +70,14 @@ class Bundle:
         return Settings.from_dict(self.manifest.get("generation"))
 
     def generate(self, requests: list[Request]) -> list[Result]:
-        return generate(self.runtime, self.charset, requests, self.novelty)
+        return generate_best(self.runtime, self.charset, requests, self.novelty)
 
     def check_golden(self) -> list[str]:
         """Regenerate the manifest's golden samples; one line per sample that does not match exactly."""
         problems = []
         golden = self.manifest.get("golden", [])
         reqs = [Request(g["seed"], g.get("prefix", ""), Settings.from_dict(g.get("settings"))) for g in golden]
-        for g, res in zip(golden, generate(self.runtime, self.charset, reqs, self.novelty)):
+        for g, res in zip(golden, self.generate(reqs)):
             if res.text != g["text"]:
                 problems.append(f"golden sample seed={g['seed']} prefix={g.get('prefix', '')!r}: expected {g['text'][:40]!r}…, got {res.text[:40]!r}…")
         return problems

@@ -17,6 +17,7 @@ class Settings:
     min_length: int = 60  # a sentence end before this many characters does not stop the proverb
     max_length: int = 300  # hard cap; the text is then cut at the last sentence or word boundary
     end_boost: float = 0.0  # logits added to sentence ends, growing from max_length/2 to max_length
+    candidates: int = 1  # proverbs generated per request; the one whose grammar agrees best is kept
 
     def __post_init__(self):
         if not (0.0 <= self.temperature <= 5.0):
@@ -27,6 +28,8 @@ class Settings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (0.0 <= self.end_boost <= 20.0):
             raise ValueError(f"end_boost must be between 0 and 20, got {self.end_boost}")
+        if not (1 <= self.candidates <= 16):
+            raise ValueError(f"candidates must be between 1 and 16, got {self.candidates}")
         if not (1 <= self.min_length <= self.max_length):
             raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
 

@@ -40,7 +40,7 @@ from charlm.novelty import window_hashes
 from charlm.proverb import ends_sentence
 from charlm.text import END
 
-from .agreement import AgreementChecker
+from charlm.agreement import AgreementChecker
 from .corpus import Corpus, CorpusError, read_corpus
 from .windows import split_texts
 
@@ -153,7 +153,8 @@ def split_config(manifest: dict) -> tuple[float, int, str]:
     return d.val_share, d.split_seed, "training defaults (the manifest has no training config)"
 
 
-def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = BATCH, samples: int = 3) -> dict:
+def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = BATCH, samples: int = 3,
+             candidates: int | None = None) -> dict:
     """Generate `n` proverbs from the bundle at `bundle_dir` and measure them against `corpus_path` (a path or a list)."""
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir)
@@ -175,7 +176,7 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
 
     # generation, the bot's way
     t2 = time.perf_counter()
-    settings = bundle.defaults
+    settings = bundle.defaults.with_(candidates=candidates)
     results = []
     for start in range(0, n, batch):
         reqs = [Request(seed + i, "", settings) for i in range(start, min(n, start + batch))]
@@ -276,7 +277,7 @@ def format_table(r: dict) -> str:
     w2 = max(len(c) for _, _, c, _ in rows)
     head = (f"{r['title']} ({r['bundle']}) on {', '.join(r['corpus'])}: {r['n']} proverbs, seeds {r['seed']}.."
             f"{r['seed'] + r['n'] - 1}, temperature {s['temperature']}, top_k {s['top_k']}, top_p {s['top_p']}, "
-            f"length {s['min_length']}..{s['max_length']}")
+            f"length {s['min_length']}..{s['max_length']}, best of {s.get('candidates', 1)}")
     lines = [head, f"{'metric':<{w0}}  {'value':>{w1}}  {'target / reference':<{w2}}  check",
              f"{'-' * w0}  {'-' * w1}  {'-' * w2}  ------"]
     lines += [f"{a:<{w0}}  {b:>{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
@@ -303,11 +304,15 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="first seed; proverb i uses seed + i (default: 0)")
     p.add_argument("--batch", type=int, default=BATCH, help=f"proverbs per generation batch (default: {BATCH})")
     p.add_argument("--samples", type=int, default=3, help="proverbs to show (default: 3)")
+    p.add_argument("--candidates", type=int, metavar="N",
+                   help="candidates per proverb instead of the bundle's (1: the model's raw output, no grammar choice)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of the table")
     p.add_argument("--save", metavar="FILE", help="also write the JSON to FILE")
     a = p.parse_args(argv)
     if a.n < 1 or a.batch < 1 or a.samples < 0:
         p.error("-n and --batch must be >= 1, --samples >= 0")
+    if a.candidates is not None and not 1 <= a.candidates <= 16:
+        p.error("--candidates must be between 1 and 16")
     return a
 
 
@@ -317,7 +322,7 @@ def main(argv=None) -> int:
     name = bundle_dir.name
     corpus = a.corpus or [f"data/{name}.txt"]
     try:
-        report = evaluate(bundle_dir, corpus, a.n, a.seed, a.batch, a.samples)
+        report = evaluate(bundle_dir, corpus, a.n, a.seed, a.batch, a.samples, a.candidates)
     except (BundleError, CorpusError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charlm import Charset, NoveltyIndex, Request, Runtime, Settings, generate, write_bundle
+from charlm import Charset, NoveltyIndex, Request, Runtime, Settings, write_bundle
+from charlm.candidates import generate_best
 from charlm.bundle import CHARSET, MODEL_JSON, NOVELTY, PLOT, WEIGHTS
 from charlm.novelty import WINDOW
 
@@ -64,7 +65,7 @@ def export_bundle(
             files[PLOT] = Path(plot)
         runtime = Runtime.load(tmp / MODEL_JSON, weights)
         reqs = [Request(seed, prefix, generation) for seed, prefix in golden]
-        samples = generate(runtime, charset, reqs, novelty)
+        samples = generate_best(runtime, charset, reqs, novelty)  # as Bundle.generate: candidates included
         manifest = {
             "title": manifest.get("name", dest.name),
             "aliases": [],

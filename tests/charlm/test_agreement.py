@@ -1,6 +1,6 @@
 """The agreement check: the errors readers trip over are counted, correct Russian is not."""
 
-from training.agreement import AgreementChecker
+from charlm.agreement import AgreementChecker
 
 
 def test_flags_the_errors_readers_saw_and_passes_correct_pairs():
