@@ -43,7 +43,24 @@ def test_report_figures_are_in_range(toy):
     assert 1.0 < r["val_bpc"] < math.log2(len(load_bundle(models / "toy").charset)) + 1
     assert r["val_texts"] >= 1 and r["val_split"]["val_share"] == 0.08
     # the same seeds give the same report
-    assert evaluate(models / "toy", corpus, n=24, seed=5, batch=7)["samples"] == r["samples"]
+    again = evaluate(models / "toy", corpus, n=24, seed=5, batch=7)
+    assert again["samples"] == r["samples"]
+    assert 0.0 < r["distinct"] <= 1.0
+    # the agreement check reads the synthetic corpus (dictionary words): its rate is a share or None
+    assert r["corpus_agreement_errors"] is None or 0.0 <= r["corpus_agreement_errors"] <= 1.0
+
+
+def test_distinct_counts_repeats(toy):
+    models, corpus = toy
+    # seeds 5..8 served as 1, 0, 1, 0: at most two different proverbs among four
+    from unittest import mock
+
+    import charlm.bundle as cb
+
+    real = cb.Bundle.generate
+    with mock.patch.object(cb.Bundle, "generate", lambda self, reqs: real(self, [type(q)(q.seed % 2, q.prefix, q.settings) for q in reqs])):
+        twice = evaluate(models / "toy", corpus, n=4, seed=5, batch=4)
+    assert twice["distinct"] <= 0.5
 
 
 def test_heldout_bpc_is_full_context_over_the_training_split(toy):
