@@ -1,0 +1,30 @@
+"""New decoding defaults without retraining: golden samples follow, the model files stay as they were."""
+
+import shutil
+
+from charlm import load_bundle
+from training.retune import main
+
+
+def test_retune_rewrites_defaults_and_golden_samples(tiny_models, tmp_path, capsys):
+    b = tmp_path / "alpha"
+    shutil.copytree(tiny_models / "alpha", b)
+    before = load_bundle(b)
+    assert main([str(b), "--candidates", "3", "--max-length", "80"]) == 0
+    assert "candidates 1 -> 3" in capsys.readouterr().out
+    after = load_bundle(b)
+    assert after.defaults.candidates == 3 and after.defaults.max_length == 80
+    assert after.defaults.temperature == before.defaults.temperature
+    assert after.manifest["files"] == before.manifest["files"]  # the model itself is untouched
+    assert after.check_golden() == []  # the bot reproduces the new golden samples exactly
+    assert all(len(g["text"]) <= 80 + 1 for g in after.manifest["golden"])
+
+
+def test_out_of_range_is_one_line_and_leaves_the_bundle(tiny_models, tmp_path, capsys):
+    b = tmp_path / "alpha"
+    shutil.copytree(tiny_models / "alpha", b)
+    manifest = (b / "manifest.json").read_bytes()
+    assert main([str(b), "--candidates", "40"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "candidates must be between 1 and 16" in err
+    assert (b / "manifest.json").read_bytes() == manifest

@@ -1,0 +1,69 @@
+"""`python -m training.retune BUNDLE [--candidates N] [--temperature T] ...`: new decoding defaults, no retraining.
+
+Rewrites the bundle's `generation` defaults and regenerates its golden samples through charlm (the bot's
+path), so `python -m bot check` passes with the new settings. The model files are untouched; the bundle
+is rewritten atomically. Also the way to refresh golden samples after a runtime change (no options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from charlm import BundleError, Request, Settings, load_bundle, write_bundle
+from charlm.bundle import MANIFEST
+
+FIELDS = ("temperature", "top_k", "top_p", "min_length", "max_length", "end_boost", "candidates")
+
+
+def retune(path: str | Path, **changes) -> tuple[Settings, Settings, list[str]]:
+    """-> (old defaults, new defaults, golden texts) after rewriting the bundle at `path`."""
+    bundle = load_bundle(path)
+    old = bundle.defaults
+    new = old.with_(**changes)  # raises ValueError naming the setting out of range
+    golden = bundle.manifest.get("golden") or [{"seed": s, "prefix": ""} for s in (1, 2, 3)]
+    results = bundle.generate([Request(g["seed"], g.get("prefix", ""), new) for g in golden])
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format", "charset_sha256")}
+    manifest["generation"] = {k: getattr(new, k) for k in new.__dataclass_fields__}
+    manifest["golden"] = [{"seed": g["seed"], "prefix": g.get("prefix", ""), "settings": manifest["generation"],
+                           "text": r.text} for g, r in zip(golden, results)]
+    files = {f: bundle.path / f for f in bundle.manifest["files"]}
+    with tempfile.TemporaryDirectory() as d:  # copies first: write_bundle replaces the folder they live in
+        copies = {}
+        for f, p in files.items():
+            copies[f] = Path(d) / f
+            copies[f].write_bytes(p.read_bytes())
+        write_bundle(bundle.path, copies, json.loads(json.dumps(manifest)))
+    return old, new, [r.text for r in results]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.retune", description=__doc__.split("\n\n")[0])
+    p.add_argument("bundle", help="the bundle folder, e.g. models/sufi")
+    p.add_argument("--temperature", type=float, help="sampling temperature (0: greedy)")
+    p.add_argument("--top-k", type=int, help="keep the k most likely characters (0: no cut)")
+    p.add_argument("--top-p", type=float, help="keep the most likely characters up to this mass (1: no cut)")
+    p.add_argument("--min-length", type=int, help="a sentence end before this many characters does not stop")
+    p.add_argument("--max-length", type=int, help="hard cap, characters")
+    p.add_argument("--end-boost", type=float, help="logits added to sentence ends from half the maximum length on")
+    p.add_argument("--candidates", type=int, help="proverbs generated per request; the best agreeing one is kept")
+    a = p.parse_args(argv)
+    changes = {k: getattr(a, k) for k in FIELDS}
+    try:
+        old, new, texts = retune(a.bundle, **changes)
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"error: {a.bundle}/{MANIFEST}: {e}", file=sys.stderr)
+        return 2
+    diff = [f"{k} {getattr(old, k)} -> {getattr(new, k)}" for k in FIELDS if getattr(old, k) != getattr(new, k)]
+    print(f"{a.bundle}: {', '.join(diff) or 'settings unchanged'}; {len(texts)} golden samples regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
