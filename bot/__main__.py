@@ -12,7 +12,7 @@ from pathlib import Path
 from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
 from charlm.text import normalize_prefix
 
-from . import subscriptions
+from . import subscriptions, votes
 from .errors import StartupError
 from .logs import REDACTOR, setup_logging
 from .settings import Settings, ValidationError, describe_error, load_settings
@@ -21,7 +21,7 @@ log = logging.getLogger("bot")
 
 # Extensions: callables (application, services) -> None that add handlers, jobs and hooks
 # (see bot.app.build_application). Features such as daily subscriptions register here.
-PLUGINS: tuple = (subscriptions.plugin,)
+PLUGINS: tuple = (subscriptions.plugin, votes.plugin)
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -51,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--prefix", default="", help="text to start each proverb with")
     g.add_argument("--json", action="store_true", help="print JSON")
     add("check", "load every bundle and regenerate its golden samples (exit 1 if any differs)")
+    s = sub.add_parser("stats", help="readers' votes: like rate per bundle, the most liked and disliked proverbs",
+                       description="Readers' votes from the bot's database (DATABASE_URL, or DATA_DIR/bot.sqlite3): votes and "
+                       "like rate per bundle version, and the most liked and most disliked proverbs with their replay commands.")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--top", type=int, default=10, help="how many of the most liked / disliked proverbs (default 10)")
     h = sub.add_parser("health", help="exit 0 if the running bot's heartbeat file is fresh, 1 if not")
     h.add_argument("--max-age", type=float, default=None, help="seconds (default: 4 x HEARTBEAT_INTERVAL)")
     return p
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_generate(settings, args)
     if command == "check":
         return cmd_check(settings)
+    if command == "stats":
+        return cmd_stats(settings, args.json, args.top)
     return cmd_health(settings, args.max_age)
 
 
@@ -209,6 +216,38 @@ def cmd_check(settings: Settings) -> int:
             extra = f", validation {bpc:.3f} bits/char" if isinstance(bpc, (int, float)) else ""
             print(f"ok   {bundle.name}: {n} golden samples reproduced{extra}")
     return 1 if bad else 0
+
+
+def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .subscriptions.store import Store, database_url, describe
+    from .votes import Votes, format_report
+
+    setup_logging("WARNING", settings.secrets())
+    if top < 0:
+        return fail("--top must be at least 0", 2)
+    url = database_url(settings.data_dir, settings.database_url)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).is_file():
+        return fail(f"no database at {u.database} (DATA_DIR or DATABASE_URL): the bot makes it at its first start")
+
+    async def read() -> dict:
+        store = await Store.open(url)  # brings an older schema up to date, as the bot's start would
+        try:
+            return await Votes(store.engine).report(top)
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(read())
+    except StartupError as e:
+        return fail(str(e))
+    except SQLAlchemyError as e:
+        return fail(f"{describe(url)}: {str(getattr(e, 'orig', None) or e).splitlines()[0]}")
+    print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+    return 0
 
 
 def cmd_health(settings: Settings, max_age: float | None) -> int:

@@ -8,15 +8,17 @@ import logging
 import random
 
 from telegram import (
-    InlineQueryResultArticle, InputTextMessageContent, Message, ReplyParameters, Update,
+    InlineKeyboardMarkup, InlineQueryResultArticle, InputTextMessageContent, Message, ReplyParameters, Update,
 )
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes, InlineQueryHandler, MessageHandler, filters
+from telegram.ext import (
+    Application, CallbackQueryHandler, CommandHandler, ContextTypes, InlineQueryHandler, MessageHandler, filters,
+)
 
 from charlm.text import normalize_prefix
 
-from . import replies
+from . import buttons, replies
 from .commands import ArgError, ProverbArgs, parse_args, replay_command, split_command
 from .services import MenuEntry, Services, get_services
 from .texts import lang_of, text
@@ -34,11 +36,12 @@ def user_lang(update: object) -> str:
     return lang_of(user.language_code if user else None)
 
 
-async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, body: str) -> Message:
+async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, body: str,
+               reply_markup: InlineKeyboardMarkup | None = None) -> Message:
     """Answer the message in `update`: plain text; in groups as a reply to it, in topics in the topic."""
     msg = update.effective_message
     chat = update.effective_chat
-    kwargs = {}
+    kwargs = {} if reply_markup is None else {"reply_markup": reply_markup}
     if chat.type != ChatType.PRIVATE:
         kwargs["reply_parameters"] = ReplyParameters(msg.message_id, allow_sending_without_reply=True)
     if msg.is_topic_message and msg.message_thread_id:
@@ -106,7 +109,14 @@ async def reply_proverb(update: Update, context: ContextTypes.DEFAULT_TYPE, name
     async with typing(context, update.effective_chat.id, services.settings.typing_delay):
         result = await services.proverbs(name, [request])
     replay = replay_command(name, ProverbArgs(args.prefix, args.temperature), request.seed)
-    await send(update, context, replies.proverb_reply(result[0], replay))
+    await send(update, context, replies.proverb_reply(result[0], replay),
+               proverb_buttons(services, name, request.seed, args.temperature, prefix, lang))
+
+
+def proverb_buttons(services: Services, name: str, seed: int, temperature: float | None, prefix: str, lang: str,
+                    inline: bool = False) -> InlineKeyboardMarkup:
+    """[🔄 Another] [👍] [👎] [↗ Share] for the proverb of bundle `name` with that seed, t= and prefix."""
+    return buttons.keyboard(name, services.digest(name), seed, temperature, prefix, lang, inline)
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -147,7 +157,14 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif name not in services.commands:
         await send(update, context, text("about_unknown", lang, name=name[:40], commands=replies.command_list(services)))
     else:
-        await send(update, context, replies.about_reply(services.bundles[services.commands[name]], lang))
+        bundle = services.commands[name]
+        tally = None
+        if services.votes is not None:
+            try:
+                tally = await services.votes.tally(bundle, services.digest(bundle))
+            except Exception as e:  # noqa: BLE001 - the database is down: /about still answers, without votes
+                log.warning("could not count the votes for %s: %s", bundle, e)
+        await send(update, context, replies.about_reply(services.bundles[bundle], lang, tally))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -187,13 +204,18 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     words = query.query.split(maxsplit=1)
     first = words[0].lstrip("/").lower() if words else ""
-    if first in services.commands:
-        names = [services.commands[first]] * n
-        prefix = words[1] if len(words) > 1 else ""
+    named = first in services.commands
+    rest = (words[1] if len(words) > 1 else "") if named else query.query
+    try:  # `sufi Однажды t=0.6 seed=42` (a shared replay command) gives that very proverb
+        args = parse_args(rest, services.settings.max_user_temperature)
+    except ArgError:
+        args = ProverbArgs(rest)
+    if named:
+        names = [services.commands[first]] * (1 if args.seed is not None else n)
     else:  # no culture named: the whole query is the start, from cultures picked at random
         names = [random.choice(services.names) for _ in range(n)]
-        prefix = query.query
-    prefix = normalize_prefix(prefix)[: services.settings.max_prefix_length]
+    n = len(names)
+    prefix = normalize_prefix(args.prefix)[: services.settings.max_prefix_length]
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(name, []).append(i)
@@ -202,20 +224,22 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         # inline mode has no room to explain: characters the model lacks are dropped
         p = services.bundles[name].charset.filter(prefix)
         for i in rows:
-            requests[i] = services.request(name, prefix=p)
+            requests[i] = services.request(name, args.seed if named else None, p, args.temperature)
     outcomes = await asyncio.gather(*(services.proverbs(name, [requests[i] for i in rows]) for name, rows in groups.items()))
     results = [None] * n
     for (name, rows), res in zip(groups.items(), outcomes):
         for i, r in zip(rows, res):
             results[i] = r
     articles = []
+    lang = user_lang(update)
     for i, (name, req, res) in enumerate(zip(names, requests, results)):
-        body = replies.proverb_reply(res, replay_command(name, ProverbArgs(req.prefix), req.seed))
+        body = replies.proverb_reply(res, replay_command(name, ProverbArgs(req.prefix, args.temperature), req.seed))
         articles.append(InlineQueryResultArticle(
             id=f"{name}-{req.seed}-{i}",
             title=services.bundles[name].title,
             description=(res.text or "…")[:120],
             input_message_content=InputTextMessageContent(body),
+            reply_markup=proverb_buttons(services, name, req.seed, args.temperature, req.prefix, lang, inline=True),
         ))
     await query.answer(articles, cache_time=0, is_personal=True)
 
@@ -238,12 +262,15 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def register(app: Application, services: Services) -> None:
     """Add the core handlers (group 0) and their command-menu entries."""
+    from . import presses  # it uses this module's helpers
+
     app.add_handler(CommandHandler("start", start, filters=NEW_MESSAGES))
     app.add_handler(CommandHandler("help", help_command, filters=NEW_MESSAGES))
     app.add_handler(CommandHandler("random", random_culture, filters=NEW_MESSAGES))
     app.add_handler(CommandHandler("about", about, filters=NEW_MESSAGES))
     app.add_handler(CommandHandler(sorted(services.commands), culture, filters=NEW_MESSAGES))
     app.add_handler(InlineQueryHandler(inline_query))
+    app.add_handler(CallbackQueryHandler(presses.on_press))
     for name in services.names:
         title = services.bundles[name].title
         services.menu.append(MenuEntry(name, {lang: text("menu_culture", lang, title=title) for lang in ("ru", "en")}))

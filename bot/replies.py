@@ -6,6 +6,7 @@ from charlm import Bundle, Result
 
 from .services import Services
 from .texts import text
+from .votes import Tally
 
 TELEGRAM_LIMIT = 4096  # characters in one message
 
@@ -51,8 +52,8 @@ def help_reply(services: Services, lang: str, bot_username: str | None, hello: b
     return fit("\n\n".join(parts))
 
 
-def about_reply(bundle: Bundle, lang: str) -> str:
-    """/about NAME: corpus size, validation bits per character, training date."""
+def about_reply(bundle: Bundle, lang: str, tally: Tally | None = None) -> str:
+    """/about NAME: corpus size, validation bits per character, training date; readers' votes when collected."""
     m = bundle.manifest
     unknown = text("unknown_value", lang)
     corpus = m.get("corpus") if isinstance(m.get("corpus"), dict) else {}
@@ -70,4 +71,13 @@ def about_reply(bundle: Bundle, lang: str) -> str:
         bpc=f"{bpc:.3f}" if isinstance(bpc, (int, float)) else unknown,
         created=created,
         epochs=m.get("epochs", unknown),
-    ).replace("\n\n", "\n"))
+    ).replace("\n\n", "\n") + votes_line(tally, lang))
+
+
+def votes_line(tally: Tally | None, lang: str) -> str:
+    """A line "Readers' votes: 12, liked 75%" (this version of the model); nothing when votes are not collected."""
+    if tally is None:
+        return ""
+    if not tally.votes:
+        return "\n" + text("about_no_votes", lang)
+    return "\n" + text("about_votes", lang, votes=tally.votes, rate=f"{tally.like_rate:.0%}")

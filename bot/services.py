@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 import charlm
 from charlm import Bundle, Request, Result
+from charlm.bundle import sha256_file
 
 from .commands import MAX_SEED
 from .generation import GenerationService, command_table, load_bundles
@@ -16,6 +17,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from telegram.ext import Application, CallbackContext
+
+    from .votes import Votes
 
 Hook = Callable[["Application"], Awaitable[None]]
 
@@ -44,7 +47,16 @@ class Services:
     menu: list[MenuEntry] = field(default_factory=list)
     on_startup: list[Hook] = field(default_factory=list)  # awaited in post_init, after the core's own start
     on_shutdown: list[Hook] = field(default_factory=list)  # awaited in post_stop, before the generator stops
-    allowed_updates: list[str] = field(default_factory=lambda: ["message", "inline_query", "my_chat_member"])
+    allowed_updates: list[str] = field(default_factory=lambda: ["message", "inline_query", "callback_query", "my_chat_member"])
+    votes: "Votes | None" = None  # readers' votes (bot.votes.plugin); None: not collected
+    digests: dict[str, str] = field(default_factory=dict)  # bundle name -> sha256 of its manifest.json
+
+    def digest(self, name: str) -> str:
+        """The bundle's sha256: of its manifest.json, which holds the sha256 of every other file of it."""
+        d = self.digests.get(name)
+        if d is None:
+            d = self.digests[name] = sha256_file(self.bundles[name].path / "manifest.json")
+        return d
 
     @property
     def names(self) -> list[str]:
@@ -75,13 +87,16 @@ def new_seed() -> int:
 def build_services(settings: Settings) -> Services:
     """Load every bundle in settings.models_dir (StartupError if none or one is broken) and make the services."""
     bundles = load_bundles(settings.models_dir)
-    return Services(
+    services = Services(
         settings=settings,
         bundles=bundles,
         commands=command_table(bundles),
         generator=GenerationService(bundles, settings.batch_size, settings.workers, settings.batch_wait_ms / 1000),
         users=UserRateLimiter(settings.user_rate_limit, settings.user_rate_period),
     )
+    for name in services.names:
+        services.digest(name)  # now, not on the event loop at the first button
+    return services
 
 
 def get_services(context: "CallbackContext") -> Services:

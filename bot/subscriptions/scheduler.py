@@ -33,9 +33,11 @@ from apscheduler.jobstores.base import JobLookupError
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, Job
 
+from ..buttons import keyboard
 from ..commands import ProverbArgs, replay_command
 from ..replies import proverb_reply
 from ..services import Services
+from ..texts import DEFAULT_LANG
 from .store import Store, Subscription, describe
 from .timing import LATE_LIMIT
 
@@ -253,8 +255,10 @@ class Scheduler:
         """Send one daily proverb; record it, or drop the subscription (blocked / gone), or back off."""
         try:
             body = proverb_reply(result, replay_command(name, ProverbArgs(), request.seed))
+            # the chat's language is not known here: the buttons speak the bot's default, Russian
+            markup = keyboard(name, self.services.digest(name), request.seed, None, request.prefix, DEFAULT_LANG)
             try:
-                await bot.send_message(sub.chat_id, body)
+                await bot.send_message(sub.chat_id, body, reply_markup=markup)
             except ChatMigrated as e:  # a group became a supergroup: the next tick delivers to the new id
                 log.info("chat %s moved to %s", sub.chat_id, e.new_chat_id)
                 await self.store.move_chat(sub.chat_id, e.new_chat_id)

@@ -1,12 +1,12 @@
-"""The subscriptions database's tables (SQLAlchemy Core). Changing them needs a migration in migrations/versions."""
+"""The bot's database tables (subscriptions, votes) (SQLAlchemy Core). Changing them needs a migration in migrations/versions."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    BigInteger, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, TypeDecorator,
-    UniqueConstraint,
+    BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, SmallInteger, String, Table,
+    TypeDecorator, UniqueConstraint,
 )
 
 # Named constraints, so later migrations (SQLite rebuilds tables in batch mode) can refer to them.
@@ -58,4 +58,25 @@ subscriptions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("chat_id", "culture"),
     Index(None, "next_due"),
+)
+
+# Readers' votes on proverbs (bot.votes): one row per user and proverb, changeable.
+votes = Table(
+    "votes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    # sha256 of (bundle_sha256, seed, prefix, settings): the proverb, whatever its text
+    Column("proverb", String(64), nullable=False),
+    Column("bundle", String(32), nullable=False),  # the bundle's name (its command)
+    Column("bundle_sha256", String(64), nullable=False),  # sha256 of its manifest.json (which hashes every file)
+    Column("seed", BigInteger, nullable=False),
+    Column("prefix", String(1000), nullable=False, server_default=""),
+    Column("temperature", Float, nullable=True),  # the user's t=, NULL for the bundle's own (for the replay command)
+    Column("settings", String(1000), nullable=False),  # the decoding settings in effect, JSON
+    Column("text_sha256", String(64), nullable=False),  # sha256 of the proverb's text (UTF-8)
+    Column("value", SmallInteger, nullable=False),  # +1 👍, -1 👎
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "proverb"),
+    Index(None, "bundle", "bundle_sha256"),
 )

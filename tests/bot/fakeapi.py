@@ -1,7 +1,8 @@
 """A fake Telegram Bot API server on 127.0.0.1 for end-to-end tests and the load bench.
 
 It answers what the bot calls (getMe, deleteWebhook, setWebhook, setMyCommands, getUpdates,
-sendMessage, sendChatAction, answerInlineQuery, getChatMember (statuses set in `members`), ...),
+sendMessage, sendChatAction, answerInlineQuery, answerCallbackQuery, editMessageText (of inline-mode messages),
+getChatMember (statuses set in `members`), ...),
 feeds scripted updates through long-polling getUpdates with Telegram's offset semantics (an update
 stays until a later offset confirms it), records every call, and injects faults: 429 with
 parameters.retry_after, 5xx, slow answers; optionally it
@@ -25,7 +26,8 @@ from typing import Callable
 from aiohttp import web
 
 # form fields python-telegram-bot sends as raw strings (everything else is JSON-encoded)
-RAW_STRING_FIELDS = {"text", "query", "inline_query_id", "url", "secret_token", "caption", "action", "next_offset"}
+RAW_STRING_FIELDS = {"text", "query", "inline_query_id", "url", "secret_token", "caption", "action", "next_offset",
+                     "callback_query_id", "inline_message_id"}
 MESSAGE_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendSticker", "copyMessage", "forwardMessage"}
 ADMIN_RIGHTS = ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
                 "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
@@ -181,6 +183,31 @@ class FakeBotAPI:
         return self.push(inline_query={"id": f"iq{user_id}-{time.monotonic_ns()}", "from": user(user_id, lang),
                                        "query": query, "offset": "", "chat_type": "private"})
 
+    def press(self, msg: dict, data: str, user_id: int | None = None, lang: str = "ru") -> str:
+        """Queue a press of a button with callback `data` under the bot's message `msg` (from `messages`);
+        -> the callback query's id (see `toast`)."""
+        uid = user_id if user_id is not None else msg["chat"]["id"]
+        qid = f"cq{uid}-{next(self._ids)}"
+        self.push(callback_query={"id": qid, "from": user(uid, lang), "message": msg,
+                                  "chat_instance": str(msg["chat"]["id"]), "data": data})
+        return qid
+
+    def press_inline(self, inline_message_id: str, data: str, user_id: int, lang: str = "ru") -> str:
+        """Queue a press of a button under a message sent in inline mode (there is no message, only its id); -> query id."""
+        qid = f"cq{user_id}-{next(self._ids)}"
+        self.push(callback_query={"id": qid, "from": user(user_id, lang), "inline_message_id": inline_message_id,
+                                  "chat_instance": "inline", "data": data})
+        return qid
+
+    def toast(self, query_id: str, timeout: float = 20.0) -> str:
+        """Wait for the answerCallbackQuery of `query_id`; -> its text ("" when answered without a toast)."""
+        return self.wait_for(lambda: next(((t or " ",) for q, t in self.toasts() if q == query_id), None),
+                             timeout, f"the answer to callback query {query_id}")[0].strip()
+
+    def toasts(self) -> list[tuple[str, str]]:
+        """(callback_query_id, text) of every answerCallbackQuery, in order ("" when answered without a toast)."""
+        return [(c.params.get("callback_query_id", ""), c.params.get("text", "")) for c in self.calls_of("answerCallbackQuery")]
+
     def fail(self, method: str, status: int = 500, times: int = 1, retry_after: int | None = None,
              delay: float = 0.0, description: str = "Internal Server Error") -> None:
         """Make the next `times` calls of `method` fail with `status` (429 with retry_after) or be slow."""
@@ -325,6 +352,8 @@ class FakeBotAPI:
         msg = {"message_id": next(self._message_ids), "date": int(time.time()), "text": call.params.get("text", ""),
                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
                "from": {"id": 4242, "is_bot": True, "first_name": "Fake Proverbs", "username": self.username}}
+        if call.params.get("reply_markup"):
+            msg["reply_markup"] = call.params["reply_markup"]
         self.messages.append(msg)
         load = self.load
         if load is not None and chat_id in load.waiting:
@@ -351,6 +380,14 @@ class FakeBotAPI:
 
     async def _api_answerInlineQuery(self, call: Call) -> web.Response:
         return self._ok(True)
+
+    async def _api_answerCallbackQuery(self, call: Call) -> web.Response:
+        return self._ok(True)
+
+    async def _api_editMessageText(self, call: Call) -> web.Response:
+        if call.params.get("inline_message_id"):
+            return self._ok(True)  # an inline-mode message: Telegram answers True
+        return self._error(call, 400, "Bad Request: message can't be edited")
 
     async def _api_getChatMember(self, call: Call) -> web.Response:
         chat_id, user_id = int(call.params["chat_id"]), int(call.params["user_id"])

@@ -1,0 +1,300 @@
+"""The buttons under every proverb, end to end: the real bot (with the database plugins) against the fake Bot
+API presses [🔄 Another], [👍], [👎] and [↗ Share]; votes in /about, in `python -m bot stats`, across restarts;
+forged, stale and flooding presses; the callback data itself; the votes migration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+from alembic import command
+from sqlalchemy import text as sql
+
+from bot import buttons, subscriptions, votes
+from bot.commands import MAX_SEED
+from bot.services import build_services
+from bot.subscriptions.migrate import alembic_config, current_revision, head
+from bot.subscriptions.store import Store, make_engine
+
+from .conftest import PYTHON, RunningBot, bot_env, bot_settings
+from .fakeapi import FakeBotAPI
+
+FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
+
+
+@pytest.fixture
+def run_bot(api, tiny_models, tmp_path):
+    """run_bot(**settings) -> the real bot with subscriptions and votes over tmp_path/data (shared by restarts)."""
+    bots: list[RunningBot] = []
+
+    def start(**overrides) -> RunningBot:
+        values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False)
+        values.update(overrides)
+        settings = bot_settings(api, tiny_models, tmp_path, **values)
+        polls = len(api.calls_of("getUpdates"))
+        bot = RunningBot(settings, build_services(settings), plugins=(subscriptions.plugin, votes.plugin))
+        bot.thread.start()
+        api.wait_for(lambda: len(api.calls_of("getUpdates")) > polls or not bot.thread.is_alive(), 30, "the bot to start")
+        assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+        bots.append(bot)
+        return bot
+
+    yield start
+    for b in bots:
+        b.stop()
+
+
+def ask(api: FakeBotAPI, chat_id: int, text: str, lang: str = "ru") -> dict:
+    """Send `text` from a private chat; -> the bot's next message there (as the fake stored it)."""
+    before = len(api.sent(chat_id))
+    api.send_text(chat_id, text, lang=lang)
+    api.wait_sent(chat_id, before + 1)
+    return [m for m in api.messages if m["chat"]["id"] == chat_id][before]
+
+
+def buttons_of(msg: dict) -> dict[str, dict]:
+    """The message's inline keyboard by role: more, up, down, share."""
+    rows = msg.get("reply_markup", {}).get("inline_keyboard", [])
+    flat = [b for row in rows for b in row]
+    out = {}
+    for b in flat:
+        role = {"👍": "up", "👎": "down"}.get(b["text"]) or ("share" if "switch_inline_query" in b else "more")
+        out[role] = b
+    return out
+
+
+def press(api: FakeBotAPI, msg: dict, role: str, user_id: int | None = None, lang: str = "ru") -> str:
+    """Press the button `role` under `msg`; -> the toast it was answered with."""
+    return api.toast(api.press(msg, buttons_of(msg)[role]["callback_data"], user_id=user_id, lang=lang))
+
+
+def about(api: FakeBotAPI, chat_id: int, name: str) -> str:
+    return ask(api, chat_id, f"/about {name}")["text"]
+
+
+# -- the callback data ----------------------------------------------------------------------------------
+
+
+def test_callback_data_round_trips_and_always_fits_in_64_bytes():
+    data = buttons.encode("more", "alpha", "1f3a" + "0" * 60, 42, 0.6, "Однажды")
+    assert data == "m|alpha|1f3a|42|0.6|=Однажды"
+    assert buttons.decode(data, 2.0) == buttons.Press("more", "alpha", "1f3a", 42, 0.6, "Однажды")
+    assert buttons.decode(buttons.encode("up", "beta", "ab12cd", 7, None, ""), 2.0) == buttons.Press("up", "beta", "ab12", 7, None, "")
+    # the longest name, seed and temperature, and a prefix that cannot fit: it is left in the message
+    worst = buttons.encode("down", "n" * 32, "ffff", MAX_SEED, 1.2345, "Жили-были старик со старухой у самого синего моря")
+    assert len(worst.encode()) <= buttons.MAX_DATA and worst.endswith("|~")
+    assert buttons.decode(worst, 2.0).prefix is None
+
+
+@pytest.mark.parametrize("data", [
+    "", "garbage", "x|alpha|1f3a|42||=", "m|Alpha|1f3a|42||=", "m|alpha|zzzz|42||=", "m|alpha|1f3a|-1||=",
+    f"m|alpha|1f3a|{MAX_SEED + 1}||=", "m|alpha|1f3a|99999999999999999999||=", "m|alpha|1f3a|42|9.5|=",
+    "m|alpha|1f3a|42|nan|=", "m|alpha|1f3a|42||Однажды", "m|alpha|1f3a|42||=" + "я" * 40, "m|alpha|1f3a|٤٢||=",
+])
+def test_forged_callback_data_is_refused(data):
+    assert buttons.decode(data, 2.0) is None
+
+
+def test_the_replay_line_gives_a_long_prefix_back_only_for_its_own_proverb():
+    press = buttons.Press("more", "alpha", "1f3a", 42, 0.6, None)
+    msg = "Однажды мудрец сказал.\n\n/alpha Однажды мудрец сказал t=0.6 seed=42"
+    assert buttons.prefix_from_replay(msg, press, 2.0) == "Однажды мудрец сказал"
+    assert buttons.prefix_from_replay(msg.replace("seed=42", "seed=43"), press, 2.0) is None
+    assert buttons.prefix_from_replay(msg.replace("/alpha", "/beta"), press, 2.0) is None
+    assert buttons.prefix_from_replay(None, press, 2.0) is None
+
+
+# -- end to end -------------------------------------------------------------------------------------------
+
+
+def test_every_proverb_has_buttons_and_another_gives_a_new_one_with_the_same_settings(api, run_bot):
+    bot = run_bot()
+    first = ask(api, 201, "/alpha Однажды t=0.5")
+    keys = buttons_of(first)
+    assert set(keys) == {"more", "up", "down", "share"}
+    name, rest, seed = FOOTER.search(first["text"]).groups()
+    assert (name, rest) == ("alpha", " Однажды t=0.5")
+    assert keys["share"]["switch_inline_query"] == f"alpha Однажды t=0.5 seed={seed}"
+    for key in ("more", "up", "down"):
+        data = keys[key]["callback_data"]
+        assert len(data.encode()) <= 64 and "alpha" in data and seed in data
+
+    assert press(api, first, "more") == ""  # answered at once, no toast needed
+    api.wait_sent(201, 2)
+    second = api.messages[-1]
+    name2, rest2, seed2 = FOOTER.search(second["text"]).groups()
+    assert (name2, rest2) == ("alpha", " Однажды t=0.5") and seed2 != seed
+    assert second["text"].startswith("Однажды")
+    # the new proverb is exactly what its replay command gives, and has its own buttons
+    assert ask(api, 201, f"/alpha Однажды t=0.5 seed={seed2}")["text"] == second["text"]
+    assert buttons_of(second)["share"]["switch_inline_query"] == f"alpha Однажды t=0.5 seed={seed2}"
+    third_before = len(api.sent(201))
+    assert press(api, second, "more") == ""
+    api.wait_sent(201, third_before + 1)
+
+    # /random and daily deliveries carry them too
+    assert set(buttons_of(ask(api, 201, "/random"))) == {"more", "up", "down", "share"}
+    assert bot.services.votes is not None
+
+
+def test_a_prefix_too_long_for_the_data_is_read_back_from_the_message(api, run_bot):
+    run_bot()
+    prefix = "Однажды мудрец сказал ученику слово"
+    first = ask(api, 202, f"/alpha {prefix} seed=5")
+    assert buttons_of(first)["more"]["callback_data"].endswith("|~")
+    press(api, first, "more")
+    api.wait_sent(202, 2)
+    assert api.messages[-1]["text"].startswith(prefix) and f"/alpha {prefix} seed=" in api.messages[-1]["text"]
+
+
+def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot, tiny_models, tmp_path):
+    bot = run_bot()
+    assert "Оценок читателей пока нет" in about(api, 210, "alpha")
+    msg = ask(api, 210, "/alpha seed=7")
+    assert press(api, msg, "up") == "👍 Спасибо, учтено"
+    assert press(api, msg, "up") == "Вы уже поставили 👍"
+    assert "Оценки читателей: 1, понравилось 100%" in about(api, 210, "alpha")
+    assert press(api, msg, "down") == "Оценка изменена на 👎"
+    assert "Оценки читателей: 1, понравилось 0%" in about(api, 210, "alpha")
+    assert press(api, msg, "up", user_id=211, lang="en") == "👍 Thanks, counted"  # another reader, same message
+    assert "Оценки читателей: 2, понравилось 50%" in about(api, 210, "alpha")
+    liked = ask(api, 212, "/beta Однажды seed=9")
+    press(api, liked, "up")
+    press(api, liked, "up", user_id=213)
+    n_sent = len(api.messages)
+
+    bot.stop()  # votes outlive the process; old buttons still work on a new one
+    bot = run_bot()
+    assert "Оценки читателей: 2, понравилось 50%" in about(api, 210, "alpha")
+    assert press(api, msg, "down") == "Вы уже поставили 👎"
+    assert len(api.messages) == n_sent + 1  # the /about reply only: a vote sends nothing
+    bot.stop()
+
+    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"))
+    out = subprocess.run([PYTHON, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    per = {b["bundle"]: b for b in report["bundles"]}
+    assert (per["alpha"]["votes"], per["alpha"]["likes"], per["alpha"]["like_rate"]) == (2, 1, 0.5)
+    assert (per["beta"]["votes"], per["beta"]["likes"], per["beta"]["like_rate"]) == (2, 2, 1.0)
+    assert report["most_liked"][0]["replay"] == "/beta Однажды seed=9" and report["most_liked"][0]["likes"] == 2
+    assert report["most_disliked"][0]["replay"] == "/alpha seed=7"
+    top = report["most_liked"][0]
+    assert len(top["text_sha256"]) == 64 and len(top["bundle_sha256"]) == 64 and top["settings"]["temperature"] > 0
+    text_out = subprocess.run([PYTHON, "-m", "bot", "stats"], env=env, capture_output=True, text=True, timeout=120)
+    assert text_out.returncode == 0 and "/beta Однажды seed=9" in text_out.stdout and "50%" in text_out.stdout
+
+
+def test_forged_and_stale_presses_get_a_polite_toast_and_nothing_else(api, run_bot):
+    bot = run_bot()
+    msg = ask(api, 220, "/alpha seed=3")
+    tag = bot.services.digest("alpha")[:4]
+    wrong_tag = "0000" if tag != "0000" else "1111"
+    n_sent = len(api.messages)
+    cases = {
+        "garbage": "Эта кнопка устарела",
+        f"m|alpha|{tag}|{MAX_SEED + 1}||=": "Эта кнопка устарела",  # oversized seed
+        f"u|alpha|{tag}|3|7.5|=": "Эта кнопка устарела",  # a temperature no user may ask for
+        f"m|alpha|{tag}|3||=Ωmega": "Эта кнопка устарела",  # characters the model does not know
+        f"m|gamma|{tag}|3||=": "Этой модели больше нет",  # a bundle that is gone
+        f"u|alpha|{wrong_tag}|3||=": "переобучена",  # a vote for a proverb of an older version of the model
+    }
+    for data, expected in cases.items():
+        assert expected in api.toast(api.press(msg, data)), data
+    assert len(api.messages) == n_sent, "a forged press made the bot send something"
+    assert "Оценок читателей пока нет" in about(api, 220, "alpha")
+
+
+def test_presses_count_against_the_per_user_rate_limit(api, run_bot):
+    run_bot(user_rate_limit=3, user_rate_period=3600)
+    msg = ask(api, 230, "/alpha")  # 1 of 3
+    toasts = [press(api, msg, "more") for _ in range(2)]  # 2 and 3
+    assert toasts == ["", ""]
+    api.wait_sent(230, 3)
+    flood = [press(api, msg, "more") for _ in range(3)] + [press(api, msg, "up")]
+    assert all(t.startswith("Не так быстро") for t in flood), flood
+    assert len(api.sent(230)) == 3, "a rate-limited press still got a proverb"
+
+
+def test_inline_results_carry_buttons_and_share_replays_the_proverb(api, run_bot):
+    run_bot()
+    api.send_inline(240, "alpha Однажды")
+    call = api.wait_for(lambda: api.calls_of("answerInlineQuery"), what="inline answer")[-1]
+    results = call.params["results"]
+    assert len(results) == 3
+    first = results[0]
+    share = first["reply_markup"]["inline_keyboard"][-1][0]["switch_inline_query"]
+    assert share.startswith("alpha Однажды seed=")
+    # the shared query gives exactly that proverb, alone
+    api.send_inline(241, share)
+    call2 = api.wait_for(lambda: len(api.calls_of("answerInlineQuery")) >= 2 and api.calls_of("answerInlineQuery")[1],
+                         what="second inline answer")
+    assert [r["input_message_content"]["message_text"] for r in call2.params["results"]] == \
+        [first["input_message_content"]["message_text"]]
+    # [🔄] under a message sent in inline mode replaces its text (there is no chat to send to)
+    more = first["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    assert api.toast(api.press_inline("inl-1", more, user_id=240)) == ""
+    edit = api.wait_for(lambda: api.calls_of("editMessageText"), what="the inline message's new text")[-1]
+    assert edit.params["inline_message_id"] == "inl-1" and "/alpha Однажды seed=" in edit.params["text"]
+    assert edit.params["text"] != first["input_message_content"]["message_text"]
+    assert "reply_markup" in edit.params
+    # a vote from an inline message is counted (the text is regenerated for its hash)
+    up = first["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+    assert api.toast(api.press_inline("inl-1", up, user_id=240)) == "👍 Спасибо, учтено"
+
+
+def test_without_the_database_votes_are_not_collected_but_another_works(api, start_bot):
+    start_bot()
+    msg = ask(api, 250, "/beta")
+    assert press(api, msg, "up") == "Оценки здесь не собираются"
+    assert press(api, msg, "more") == ""
+    api.wait_sent(250, 2)
+    assert "Оценк" not in about(api, 250, "beta")
+
+
+def test_daily_deliveries_carry_the_buttons(api, tiny_models, tmp_path):
+    clock_now = [datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)]
+    settings = bot_settings(api, tiny_models, tmp_path, data_dir=tmp_path / "data", outgoing_rate_limit=False,
+                            subscription_poll_interval=0.05)
+    bot = RunningBot(settings, build_services(settings),
+                     plugins=(subscriptions.with_clock(lambda: clock_now[0]), votes.plugin))
+    bot.thread.start()
+    try:
+        api.wait_for(lambda: api.calls_of("getUpdates"), 30, "the bot to start")
+        ask(api, 260, "/subscribe alpha 09:00")
+        clock_now[0] = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+        daily = api.wait_for(lambda: [m for m in api.messages if m["chat"]["id"] == 260 and FOOTER.search(m["text"])],
+                             what="the daily proverb")[0]
+        assert set(buttons_of(daily)) == {"more", "up", "down", "share"}
+        assert press(api, daily, "up") == "👍 Спасибо, учтено"
+    finally:
+        bot.stop()
+
+
+def test_the_votes_migration_keeps_the_subscriptions(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+
+    async def go():
+        engine = make_engine(url)
+        async with engine.begin() as conn:  # today's schema (0001) with a subscription in it
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0001"))
+            await conn.execute(sql("INSERT INTO chats (chat_id, timezone, created_at) VALUES (5, 'Europe/Moscow', '2024-05-01 08:00:00')"))
+            await conn.execute(sql("INSERT INTO subscriptions (chat_id, culture, local_time, due_date, next_due, failures, created_at) "
+                                   "VALUES (5, 'alpha', '09:00', '2024-05-02', '2024-05-02 06:00:00', 0, '2024-05-01 08:00:00')"))
+        await engine.dispose()
+        store = await Store.open(url)  # the bot's start: migrates to the newest schema
+        try:
+            async with store.engine.connect() as conn:
+                assert await conn.run_sync(current_revision) == head() == "0002"
+            subs = await store.of_chat(5)
+            assert [(s.culture, s.timezone, s.at.isoformat()) for s in subs] == [("alpha", "Europe/Moscow", "09:00:00")]
+            tally = await votes.Votes(store.engine).tally("alpha")
+            assert (tally.votes, tally.likes) == (0, 0)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
