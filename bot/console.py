@@ -1,6 +1,7 @@
 """`python -m bot chat`: the same Application and handlers as on Telegram, with the terminal as the chat.
 
-Each line typed becomes a Telegram update (a message, or an inline query when it starts with `@`) and
+Each line typed becomes a Telegram update (a message, an inline query when it starts with `@`, a press of
+the button with that number under the last proverb when it is a number) and
 goes through `Application.process_update`; the Bot API calls the handlers make are answered here by
 ConsoleRequest, which prints messages instead of sending them. No token, no network.
 """
@@ -8,16 +9,21 @@ ConsoleRequest, which prints messages instead of sending them. No token, no netw
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
+import queue
 import sys
 import threading
 import time
-from typing import TextIO
+from pathlib import Path
+from typing import Awaitable, Callable, TextIO
 
 from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
 from .app import Plugin, build_application
+from .limits import UserRateLimiter
 from .services import Services
 from .settings import Settings
 
@@ -28,11 +34,12 @@ CHAT_ID = 10
 
 
 class ConsoleRequest(BaseRequest):
-    """A Bot API "server" in the process: sendMessage prints, the rest answers what Telegram would."""
+    """A Bot API "server" in the process: sendMessage prints (with its buttons), the rest answers what Telegram would."""
 
     def __init__(self, out: TextIO):
         self.out = out
         self._message_id = 0
+        self.keyboard_message: dict | None = None  # the last message with buttons: a number typed presses one
 
     @property
     def read_timeout(self) -> float | None:
@@ -52,10 +59,21 @@ class ConsoleRequest(BaseRequest):
         if endpoint == "getMe":
             result = BOT_USER
         elif endpoint in ("sendMessage", "editMessageText"):
-            self._print(params.get("text", ""))
+            markup = params.get("reply_markup")
+            if isinstance(markup, str):
+                markup = json.loads(markup)
+            self._print(params.get("text", "") + ("\n\n" + keyboard_line(markup) if markup else ""))
             self._message_id += 1
             result = {"message_id": self._message_id, "date": int(time.time()), "text": params.get("text", ""),
                       "chat": {"id": params.get("chat_id", CHAT_ID), "type": "private"}, "from": BOT_USER}
+            if markup:
+                result["reply_markup"] = markup
+                self.keyboard_message = result
+            if endpoint == "editMessageText" and "inline_message_id" in params:
+                result = True
+        elif endpoint == "answerCallbackQuery":
+            if params.get("text"):
+                self._print(f"({params['text']})")
         elif endpoint == "answerInlineQuery":
             results = params.get("results") or []
             if isinstance(results, str):
@@ -74,6 +92,16 @@ class ConsoleRequest(BaseRequest):
         self.out.flush()
 
 
+def buttons_of(markup: dict | None) -> list[dict]:
+    """The buttons of an inline keyboard, row by row, left to right."""
+    return [b for row in (markup or {}).get("inline_keyboard", []) for b in row]
+
+
+def keyboard_line(markup: dict) -> str:
+    """`[1 🔄 Ещё]  [2 👍]  [3 👎]  [4 ↗ Поделиться]`: the buttons, numbered for typing."""
+    return "  ".join(f"[{i} {b['text']}]" for i, b in enumerate(buttons_of(markup), 1))
+
+
 def line_to_update(line: str, n: int, lang: str) -> dict:
     """A typed line -> Bot API update JSON: `@bot query` is an inline query, anything else a message."""
     user = {"id": CHAT_ID, "is_bot": False, "first_name": "you", "language_code": lang}
@@ -88,54 +116,120 @@ def line_to_update(line: str, n: int, lang: str) -> dict:
     return {"update_id": n, "message": message}
 
 
-def _reader(stdin: TextIO) -> asyncio.Queue:
-    """Lines of `stdin` ("" at the end) from a daemon thread, so Ctrl-C never waits for a pending read."""
+def press_to_update(message: dict, data: str, n: int, lang: str) -> dict:
+    """A press of the button with callback `data` under `message` -> Bot API update JSON."""
+    user = {"id": CHAT_ID, "is_bot": False, "first_name": "you", "language_code": lang}
+    return {"update_id": n, "callback_query": {"id": str(n), "from": user, "message": message,
+                                               "chat_instance": str(CHAT_ID), "data": data}}
+
+
+QUIT = ("/quit", "/exit")
+HISTORY = Path.home() / ".proverb_bot_history"
+
+
+def _line_editing() -> None:
+    """Line editing and history (the Up arrow) for input(), kept in ~/.proverb_bot_history; none where readline is missing."""
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline: plain input
+        return
+    readline.set_history_length(1000)
+    with contextlib.suppress(OSError):
+        readline.read_history_file(HISTORY)
+
+    def save() -> None:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(HISTORY)
+
+    atexit.register(save)
+
+
+def _reader(stdin: TextIO, interactive: bool) -> Callable[[str], Awaitable[str]]:
+    """-> `await next_line(prompt)`: the next line ("" at the end), read by a daemon thread, so Ctrl-C never
+    waits for a pending read. On a terminal it is read with input() (line editing, history) and the prompt
+    is shown only once the previous line is answered."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
+    asks: queue.Queue = queue.Queue()
 
     def read() -> None:
         while True:
+            prompt, future = asks.get()
             try:
-                line = stdin.readline()
+                line = input(prompt) + "\n" if interactive else stdin.readline()
+            except EOFError:
+                line = ""
             except (OSError, ValueError):
                 line = ""
-            loop.call_soon_threadsafe(queue.put_nowait, line)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+                loop.call_soon_threadsafe(lambda f=future, v=line: f.done() or f.set_result(v))
             if not line:
                 return
 
     threading.Thread(target=read, name="console-stdin", daemon=True).start()
-    return queue
+
+    async def next_line(prompt: str) -> str:
+        future = loop.create_future()
+        asks.put((prompt, future))
+        return await future
+
+    return next_line
 
 
 async def chat(settings: Settings, services: Services, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
                lang: str = "ru", plugins: tuple[Plugin, ...] = ()) -> int:
-    """Read lines until end of input, answering each through the bot's own handlers; -> exit status."""
-    settings = settings.model_copy(update={"heartbeat_file": None})
+    """Read lines until end of input or /quit, answering each through the bot's own handlers; -> exit status.
+
+    A number presses that button under the last message that has buttons.
+    """
+    settings = settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0})
     services.settings = settings
+    services.users = UserRateLimiter(0, settings.user_rate_period)  # one person at a keyboard: no per-user limit
     services.generator.processes = 0  # one person typing: a thread starts faster than a worker process
-    app = build_application(settings, services, plugins, request=ConsoleRequest(stdout), token=CONSOLE_TOKEN)
-    interactive = stdin.isatty()
-    lines = _reader(stdin)
+    console = ConsoleRequest(stdout)
+    app = build_application(settings, services, plugins, request=console, token=CONSOLE_TOKEN)
+    interactive = stdin.isatty() and stdin is sys.stdin
+    if interactive:
+        _line_editing()
+    next_line = _reader(stdin, interactive)
     await app.initialize()
     try:
         await app.post_init(app)
         if interactive:
             names = ", ".join(f"/{n}" for n in services.names)
-            stdout.write(f"{names} — /help for more, @bot {services.names[0]} for inline mode, Ctrl-D to quit\n\n")
+            stdout.write(f"{names} — /help for more, @{app.bot.username} {services.names[0]} for inline mode; "
+                         f"a number presses a button; /quit or Ctrl-D to leave\n\n")
         n = 0
         while True:
-            if interactive:
-                stdout.write("> ")
-                stdout.flush()
-            line = await lines.get()
+            line = await next_line("> " if interactive else "")
             if not line:
                 break
             line = line.strip()
             if not line:
                 continue
+            if line.split()[0].lower() in QUIT:
+                break
             n += 1
-            await app.process_update(Update.de_json(line_to_update(line, n, lang), app.bot))
+            update = _update_for(line, n, lang, console)
+            if update is not None:
+                await app.process_update(Update.de_json(update, app.bot))
     finally:
         await app.post_stop(app)
         await app.shutdown()
     return 0
+
+
+def _update_for(line: str, n: int, lang: str, console: ConsoleRequest) -> dict | None:
+    """The update a typed line stands for: a number presses a button of the last keyboard, the rest is a message."""
+    if line.isdigit() and console.keyboard_message is not None:
+        keys = buttons_of(console.keyboard_message.get("reply_markup"))
+        i = int(line) - 1
+        if not 0 <= i < len(keys):
+            console._print(f"(there are buttons 1 to {len(keys)})" if lang == "en" else f"(кнопки: от 1 до {len(keys)})")
+            return None
+        key = keys[i]
+        if "switch_inline_query" in key:  # [Share]: Telegram would open the inline query in a chat of your choice
+            query = f"@{BOT_USER['username']} {key['switch_inline_query']}"
+            console._print(query)
+            return line_to_update(query, n, lang)
+        return press_to_update(console.keyboard_message, key["callback_data"], n, lang)
+    return line_to_update(line, n, lang)

@@ -182,15 +182,7 @@ async def plain_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     services = get_services(context)
     example = services.names[0]
     await send(update, context, text("plain_text", user_lang(update), commands=replies.command_list(services),
-                                     example=example, prefix=_example_prefix(services, example)))
-
-
-def _example_prefix(services: Services, name: str) -> str:
-    """A start word the bundle can spell ("Однажды" for Russian models)."""
-    for word in ("Однажды", "Once"):
-        if not services.bundles[name].charset.unknown(word):
-            return word
-    return ""
+                                     example=example, prefix=replies.example_prefix(services, example)))
 
 
 async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -44,11 +44,22 @@ def culture_lines(services: Services) -> str:
     return "\n".join(lines)
 
 
+def example_prefix(services: Services, name: str) -> str:
+    """A start word the bundle can spell ("Однажды" for the Russian models), for examples in help texts."""
+    for word in ("Однажды", "Once"):
+        if not services.bundles[name].charset.unknown(word):
+            return word
+    return ""
+
+
 def help_reply(services: Services, lang: str, bot_username: str | None, hello: bool) -> str:
     """/start and /help: what is loaded and how to ask."""
     parts = [text("hello", lang)] if hello else []
     parts.append(text("cultures", lang) + "\n" + culture_lines(services))
-    parts.append(text("usage", lang, example=services.names[0], bot=bot_username or "bot"))
+    example = services.names[0]
+    prefix = example_prefix(services, example)
+    note = text("russian_prefix_note", lang) if prefix == "Однажды" else ""
+    parts.append(text("usage", lang, example=example, prefix=prefix, note=note, bot=bot_username or "bot"))
     return fit("\n\n".join(parts))
 
 

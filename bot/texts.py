@@ -10,18 +10,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Hello! I write parables: each one new, by a neural network trained on one culture's collection.",
     },
     "cultures": {"ru": "Выберите:", "en": "Pick one:"},
+    # after the prefix example when it is Russian: why a Russian word in an English help
+    "russian_prefix_note": {"ru": "", "en": " (“Once”: the models write Russian, so a start is in Russian too)"},
     "usage": {
         "ru": (
-            "Можно задать начало притчи: /{example} Однажды\n"
+            "Можно задать начало притчи: /{example} {prefix}{note}\n"
             "Температура (смелость) и зерно: /{example} t=0.6 seed=42 — с тем же зерном притча повторится.\n"
             "/random — притча наугад, /about {example} — о модели.\n"
-            "В любом чате: @{bot} {example} — несколько притч на выбор."
+            "В любом чате: @{bot} {example} — несколько притч на выбор.\n"
+            "Под каждой притчей: 🔄 ещё одна такая же, 👍/👎 ваша оценка, ↗ поделиться."
         ),
         "en": (
-            "Start the parable your way: /{example} Once\n"
+            "Start the parable your way: /{example} {prefix}{note}\n"
             "Temperature (boldness) and seed: /{example} t=0.6 seed=42 — the same seed gives the same parable.\n"
             "/random — a random culture, /about {example} — about the model.\n"
-            "In any chat: @{bot} {example} — a few parables to choose from."
+            "In any chat: @{bot} {example} — a few parables to choose from.\n"
+            "Under each parable: 🔄 another one like it, 👍/👎 your vote, ↗ share it."
         ),
     },
     "unknown_command": {

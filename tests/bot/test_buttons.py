@@ -175,7 +175,7 @@ def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot
     bot.stop()
 
     env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"))
-    out = subprocess.run([PYTHON, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PYTHON, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     per = {b["bundle"]: b for b in report["bundles"]}
@@ -185,7 +185,7 @@ def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot
     assert report["most_disliked"][0]["replay"] == "/alpha seed=7"
     top = report["most_liked"][0]
     assert len(top["text_sha256"]) == 64 and len(top["bundle_sha256"]) == 64 and top["settings"]["temperature"] > 0
-    text_out = subprocess.run([PYTHON, "-m", "bot", "stats"], env=env, capture_output=True, text=True, timeout=120)
+    text_out = subprocess.run([PYTHON, "-m", "bot", "stats"], env=env, capture_output=True, text=True, timeout=300)
     assert text_out.returncode == 0 and "/beta Однажды seed=9" in text_out.stdout and "50%" in text_out.stdout
 
 

@@ -11,7 +11,11 @@ import subprocess
 from .conftest import PYTHON, bot_env
 
 
-def cli(args: list[str], env: dict, cwd, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+# generous: on a shared 2-core machine under load one start of `python -m bot` has taken 90 s
+TIMEOUT = 300
+
+
+def cli(args: list[str], env: dict, cwd, stdin: str | None = None, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, "-m", "bot", *args], env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -89,10 +93,78 @@ def test_no_token_on_a_terminal_falls_back_to_the_chat(tiny_models, tmp_path):
                                 stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.write(master, "/alpha seed=3\n".encode())
         os.write(master, b"\x04")  # Ctrl-D: end of input
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=TIMEOUT)
     finally:
         os.close(master)
         os.close(slave)
     assert proc.returncode == 0, err
     assert "BOT_TOKEN is not set" in err and err.count("\n") == 1
     assert "/alpha seed=3" in out
+
+
+def test_chat_presses_buttons_by_number_has_no_rate_limit_and_quits(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"), USER_RATE_LIMIT="3")
+    many = "".join(f"/alpha seed={i}\n" for i in range(12))  # four times the per-user limit
+    lines = many + "2\n2\n3\n1\n4\n9\n/about alpha\n/exit\n/beta seed=1\n"
+    r = cli(["chat"], env, tmp_path, stdin=lines)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert all(f"/alpha seed={i}\n" in out for i in range(12)), "a command got no reply"
+    assert "Не так быстро" not in out
+    assert "[1 🔄 Ещё]  [2 👍]  [3 👎]  [4 ↗ Поделиться]" in out
+    assert "(👍 Спасибо, учтено)" in out and "(Вы уже поставили 👍)" in out and "(Оценка изменена на 👎)" in out
+    assert out.count("/alpha seed=") >= 14  # 12 commands, the proverb [🔄] gave, and the one [↗] shared
+    assert "@proverbs_bot alpha seed=" in out and "[1] Alpha" in out
+    assert "(кнопки: от 1 до 4)" in out
+    assert "Оценки читателей: 1, понравилось 0%" in out
+    assert "/beta seed=1" not in out, "/exit did not leave"
+    assert "Не знаю команды" not in out
+
+
+def test_english_help_gives_an_example_the_model_accepts(tiny_models, tmp_path):
+    env = bot_env(None, tiny_models, tmp_path)
+    help_text = cli(["chat", "--lang", "en"], env, tmp_path, stdin="/help\n").stdout
+    example = next(line for line in help_text.splitlines() if line.startswith("Start the parable"))
+    command = example.split(": ", 1)[1].split(" (")[0]
+    assert command == "/alpha Однажды" and "models write Russian" in example
+    r = cli(["chat", "--lang", "en"], env, tmp_path, stdin=command + "\n")
+    assert "does not know" not in r.stdout and "\n\n/alpha Однажды seed=" in r.stdout
+
+
+def _expect(master: int, proc, want: bytes, count: int, seen: bytearray, timeout: float = TIMEOUT) -> None:
+    """Read the terminal into `seen` until `want` has appeared `count` times."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while seen.count(want) < count:
+        assert time.monotonic() < deadline and proc.poll() is None, f"no {want!r} in {bytes(seen)[-500:]!r}"
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            seen.extend(os.read(master, 65536))
+
+
+def test_chat_on_a_terminal_has_line_editing_and_history(tiny_models, tmp_path):
+    master, slave = pty.openpty()
+    env = bot_env(None, tiny_models, tmp_path, HOME=str(tmp_path), TERM="xterm")
+    seen = bytearray()
+    try:
+        proc = subprocess.Popen([PYTHON, "-m", "bot", "chat"], env=env, cwd=tmp_path, stdin=slave, stdout=slave,
+                                stderr=subprocess.PIPE)
+        _expect(master, proc, b"/quit", 1, seen)  # the banner
+        _expect(master, proc, b"> ", 1, seen)  # each line is typed at the prompt, as a person would
+        os.write(master, b"/alpha seed=3\r")
+        _expect(master, proc, b"\r\n/alpha seed=3\r\n", 1, seen)
+        _expect(master, proc, b"> ", 2, seen)
+        os.write(master, b"\x1b[A\r")  # Up arrow: the last line again
+        _expect(master, proc, b"\r\n/alpha seed=3\r\n", 2, seen)
+        _expect(master, proc, b"> ", 3, seen)
+        os.write(master, b"/quit\r")
+        proc.wait(TIMEOUT)
+    finally:
+        os.close(master)
+        os.close(slave)
+    out = bytes(seen).decode("utf-8", "replace")
+    assert proc.returncode == 0, proc.stderr.read()
+    assert "Не знаю команды" not in out and "^[[A" not in out
+    assert "/alpha seed=3" in (tmp_path / ".proverb_bot_history").read_text()
