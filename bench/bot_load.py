@@ -11,9 +11,12 @@ how long its event loop is ever kept from running. Two runs:
   capacity    outgoing rate limiter off: how fast can it answer (replies/s, latency, loop stalls)
   compliance  limiter on, and the fake answers 429 whenever Telegram would (over 30 messages a second
               overall, over 1 a second in one chat): every update must still be answered
+  buttons     as capacity, but each chat's actions cycle through a command, [🔄 Another], [👍] and [👎]
+              under the last proverb it got (votes go to an SQLite file, as in production); latency per
+              kind of action, side by side with capacity's commands-only figures
 
 Latency is from the update's delivery (the getUpdates answer that carried it) to the sendMessage that
-answers it, both stamped by the fake.
+answers it (for a vote: its answerCallbackQuery), both stamped by the fake.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot.fakeapi when run as a script
 
+from bot import subscriptions, votes  # noqa: E402
 from bot.app import build_application, run  # noqa: E402
 from bot.services import build_services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -78,8 +82,9 @@ class Run:
     """One bench run: the fake in a child process, the bot on this process's event loop."""
 
     def __init__(self, name: str, models_dir: Path, chats: int, commands: int, limiter: bool, timeout: float,
-                 batch_size: int, processes: int):
+                 batch_size: int, processes: int, mix: list[str] | None = None):
         self.name = name
+        self.mix = mix
         self.chats = chats
         self.commands = commands
         self.limiter = limiter
@@ -102,10 +107,12 @@ class Run:
             _env_file=None, bot_token=TOKEN, bot_api_base_url=f"http://127.0.0.1:{port}/bot", models_dir=self.models_dir,
             user_rate_limit=0, outgoing_rate_limit=self.limiter, heartbeat_file=None, log_level="WARNING",
             poll_timeout=10, max_retries=10, batch_size=self.batch_size, generation_processes=self.processes,
+            data_dir=Path(tempfile.mkdtemp(prefix="bench-data-")),
         )
         services = build_services(settings)
         texts = [f"/{name}" for name in services.names]
-        app = build_application(settings, services, plugins=[self._plugin(conn, texts)])
+        plugins = [subscriptions.plugin, votes.plugin] if self.mix else []  # votes need the database
+        app = build_application(settings, services, plugins=[*plugins, self._plugin(conn, texts)])
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
             run(app, settings, stop_signals=(), close_loop=True)
@@ -130,6 +137,9 @@ class Run:
             "cpu_ms_per_reply_workers": round(self.cpu["workers"] / n * 1000, 2),
             "cpu_ms_per_reply_fake": round(self.stats["cpu_s"] / n * 1000, 2),
             "api_calls": self.stats["calls"],
+            "by_kind": {k: {"n": len(v), "p50_ms": round(percentile([x * 1000 for x in v], 50), 1),
+                            "p95_ms": round(percentile([x * 1000 for x in v], 95), 1)}
+                        for k, v in sorted(self.stats.get("by_kind", {}).items())},
         }
 
     def _plugin(self, conn, texts: list[str]):
@@ -170,7 +180,7 @@ class Run:
             conn.send(msg)
             return conn.recv()
 
-        await asyncio.to_thread(ask, "load", chats, self.commands, texts)
+        await asyncio.to_thread(ask, "load", chats, self.commands, texts, self.mix)
         deadline = time.monotonic() + self.timeout
         while True:
             await asyncio.sleep(0.25)
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny-units", type=int, default=16, help="recurrent units of the --tiny models")
     p.add_argument("--chats", type=int, default=50)
     p.add_argument("--commands", type=int, default=20)
-    p.add_argument("--runs", default="capacity,compliance", help="which runs, comma-separated")
+    p.add_argument("--runs", default="capacity,compliance,buttons", help="which runs, comma-separated")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--processes", type=int, default=None, help="generation worker processes (0: a thread; default: one per CPU)")
@@ -202,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows = []
     for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
-        if name not in ("capacity", "compliance"):
+        if name not in ("capacity", "compliance", "buttons"):
             p.error(f"unknown run {name!r}")
         r = Run(name, models, args.chats, args.commands, limiter=name == "compliance", timeout=args.timeout,
-                batch_size=args.batch_size, processes=args.processes)
+                batch_size=args.batch_size, processes=args.processes,
+                mix=["text", "more", "up", "down"] if name == "buttons" else None)
         rows.append(r.execute())
         print(f"{name}: done", file=sys.stderr)
     cols = ["run", "answered", "replies_per_s", "p50_ms", "p95_ms", "p99_ms", "max_stall_ms", "max_stall_cpu_ms", "flood_429s", "mean_batch",
@@ -217,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row_answered = f"{row['answered']}/{row['expected']}"
         print(" | ".join(row_answered if c == "answered" else str(row[c]) for c in cols))
+    kinds = [(row["run"], kind, k) for row in rows for kind, k in row["by_kind"].items()]
+    if len(kinds) > 1:
+        print("\nlatency by kind of action (commands: a proverb; more: [🔄] gives one; up/down: a vote recorded)")
+        print("run | action | n | p50_ms | p95_ms")
+        for run_name, kind, k in kinds:
+            print(f"{run_name} | {'command' if kind == 'text' else kind} | {k['n']} | {k['p50_ms']} | {k['p95_ms']}")
     if args.json:
         print(json.dumps(rows, indent=2))
     lost = [r["run"] for r in rows if r["answered"] != r["expected"]]

@@ -125,11 +125,14 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def set_commands(app: Application, menu: list[MenuEntry]) -> None:
-    """Register the command menu, in Russian (default) and English; a failure is logged, not fatal."""
+    """Register the command menu: Russian for everyone (the default) and for "ru" users, English for "en" users.
+
+    A failure is logged, not fatal.
+    """
     try:
-        for lang in ("ru", "en"):
+        for code, lang in ((None, "ru"), ("ru", "ru"), ("en", "en")):
             commands = [BotCommand(e.command, e.descriptions.get(lang) or e.descriptions["ru"]) for e in menu][:100]
-            await app.bot.set_my_commands(commands, language_code=None if lang == "ru" else lang)
+            await app.bot.set_my_commands(commands, language_code=code)
     except TelegramError as e:
         log.warning("could not set the command menu: %s", e)
 

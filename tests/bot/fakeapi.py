@@ -62,6 +62,11 @@ class Load:
     chats: list[int]
     commands: int
     texts: list[str]  # chat i sends texts[i % len(texts)]
+    # the n-th action of every chat is mix[n % len(mix)]: "text" sends its text, "more"/"up"/"down" presses that
+    # button under the last proverb the bot sent to the chat (a vote is answered by answerCallbackQuery alone)
+    mix: list[str] = field(default_factory=lambda: ["text"])
+    kinds: dict[int, str] = field(default_factory=dict)  # chat -> the kind of action awaiting its answer
+    by_kind: dict[str, list[float]] = field(default_factory=dict)  # kind -> latencies (s)
     sent: dict[int, int] = field(default_factory=dict)  # chat -> commands sent
     waiting: dict[int, int] = field(default_factory=dict)  # chat -> update_id awaiting its answer
     latencies: list[float] = field(default_factory=list)  # seconds, first delivery -> sendMessage
@@ -100,6 +105,7 @@ class FakeBotAPI:
         self._sent_overall: deque[float] = deque()
         self._sent_chat: dict[int, deque[float]] = {}
         self.load: Load | None = None
+        self._load_queries: dict[str, int] = {}  # callback query id -> the chat of the load that pressed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._new_update: asyncio.Event | None = None
@@ -243,12 +249,13 @@ class FakeBotAPI:
 
     # -- load (bench) -----------------------------------------------------------------------------
 
-    def start_load(self, chats: list[int], commands: int, texts: list[str]) -> None:
+    def start_load(self, chats: list[int], commands: int, texts: list[str], mix: list[str] | None = None) -> None:
         """Start closed-loop load: chat i sends texts[i % len(texts)] `commands` times, each as soon as
-        the previous one is answered (as fast as the bot can take them, one at a time per chat)."""
+        the previous one is answered (as fast as the bot can take them, one at a time per chat); with `mix`,
+        some of those actions are presses of the buttons under the last proverb instead (see Load.mix)."""
         def begin():
-            self.load = Load(chats, commands, texts, done=asyncio.Event(), started=time.monotonic(),
-                             cpu_start=time.process_time())
+            self.load = Load(chats, commands, texts, mix=list(mix or ["text"]), done=asyncio.Event(),
+                             started=time.monotonic(), cpu_start=time.process_time())
             self._load_text = {c: texts[i % len(texts)] for i, c in enumerate(chats)}
             for c in chats:
                 self._load_next(c)
@@ -264,7 +271,28 @@ class FakeBotAPI:
                 load.done.set()
             return
         load.sent[chat] = n + 1
-        load.waiting[chat] = self._push({"message": message(chat, self._load_text[chat])})
+        kind = load.mix[n % len(load.mix)]
+        last = next((m for m in reversed(self.messages) if m["chat"]["id"] == chat and m.get("reply_markup")), None)
+        if kind == "text" or last is None:
+            load.kinds[chat] = "text"
+            load.waiting[chat] = self._push({"message": message(chat, self._load_text[chat])})
+            return
+        keys = [b for row in last["reply_markup"]["inline_keyboard"] for b in row if "callback_data" in b]
+        data = keys[{"more": 0, "up": 1, "down": 2}[kind]]["callback_data"]
+        qid = f"load{chat}-{n}"
+        load.kinds[chat] = kind
+        self._load_queries[qid] = chat
+        load.waiting[chat] = self._push({"callback_query": {"id": qid, "from": user(chat), "message": last,
+                                                            "chat_instance": str(chat), "data": data}})
+
+    def _load_answered(self, chat: int, t: float) -> None:
+        load = self.load
+        uid = load.waiting.pop(chat)
+        load.answered += 1
+        latency = t - self.delivered.get(uid, t)
+        load.latencies.append(latency)
+        load.by_kind.setdefault(load.kinds.pop(chat, "text"), []).append(latency)
+        self._load_next(chat)
 
     def load_stats(self) -> dict:
         """Answered count, latencies (s), elapsed (s) and 429s of the current load."""
@@ -274,6 +302,7 @@ class FakeBotAPI:
             return {"answered": load.answered, "expected": len(load.chats) * load.commands,
                     "latencies": list(load.latencies), "elapsed": end - load.started,
                     "done": load.done.is_set(), "flood_429s": self.flood_429s,
+                    "by_kind": {k: list(v) for k, v in load.by_kind.items()},
                     "cpu_s": (load.cpu_end or time.process_time()) - load.cpu_start,
                     "calls": dict(Counter(c.method for c in self.calls if c.t >= load.started))}
         return self._in_loop(read)
@@ -356,11 +385,8 @@ class FakeBotAPI:
             msg["reply_markup"] = call.params["reply_markup"]
         self.messages.append(msg)
         load = self.load
-        if load is not None and chat_id in load.waiting:
-            uid = load.waiting.pop(chat_id)
-            load.answered += 1
-            load.latencies.append(call.t - self.delivered.get(uid, call.t))
-            self._load_next(chat_id)
+        if load is not None and chat_id in load.waiting and load.kinds.get(chat_id) in ("text", "more"):
+            self._load_answered(chat_id, call.t)
         return self._ok(msg)
 
     def _over_limit(self, chat_id: int, now: float) -> bool:
@@ -382,6 +408,10 @@ class FakeBotAPI:
         return self._ok(True)
 
     async def _api_answerCallbackQuery(self, call: Call) -> web.Response:
+        chat = self._load_queries.pop(call.params.get("callback_query_id", ""), None)
+        load = self.load
+        if load is not None and chat in load.waiting and load.kinds.get(chat) in ("up", "down"):
+            self._load_answered(chat, call.t)
         return self._ok(True)
 
     async def _api_editMessageText(self, call: Call) -> web.Response:

@@ -29,11 +29,13 @@ def test_start_lists_cultures_and_sets_the_menu(api, start_bot):
     assert "Здравствуйте" in reply and "/alpha, /al" in reply and "/beta, /be" in reply
     english = ask(api, 1, "/help", lang="en")
     assert "Pick one" in english and "/alpha" in english
-    menus = api.calls_of("setMyCommands")
-    assert len(menus) == 2
-    commands = [c["command"] for c in menus[0].params["commands"]]
+    menus = {m.params.get("language_code"): m.params["commands"] for m in api.calls_of("setMyCommands")}
+    assert set(menus) == {None, "ru", "en"}
+    commands = [c["command"] for c in menus[None]]
     assert {"alpha", "beta", "start", "help", "random", "about"} <= set(commands)
-    assert {m.params.get("language_code") for m in menus} == {None, "en"}
+    assert menus["ru"] == menus[None]
+    described = {lang: {c["command"]: c["description"] for c in menus[lang]} for lang in ("ru", "en")}
+    assert described["ru"]["random"] == "притча наугад" and described["en"]["random"] == "a parable from a random culture"
 
 
 def test_each_culture_and_alias_answers_with_a_replayable_seed(api, start_bot):
