@@ -61,6 +61,38 @@ class _Job:
         self.best: Result | None = None
 
 
+class _Draws:
+    """Each row's uniform draws for one attempt, taken from its own Generator in one call per row.
+
+    Bit-identical to calling `job.rng.random()` once per sampled character: `Generator.random(n)` gives
+    the same n doubles as n scalar calls (one 64-bit PCG64 output each), and at the end of the attempt
+    each generator is put back just after its last used draw (state saved, then `advance(used)`), so a
+    resampled attempt goes on from exactly where the scalar loop would have.
+    """
+
+    def __init__(self, jobs: list[_Job], settings: list[Settings]):
+        self.jobs = jobs
+        # at most max_length draws per attempt: every sampled character that does not end the proverb
+        # adds one character, and a proverb ends at max_length characters
+        width = max(s.max_length for s in settings) + 1
+        self.saved = [j.rng.bit_generator.state for j in jobs]
+        self.u = np.stack([j.rng.random(width) for j in jobs]) if jobs else np.zeros((0, width))  # (rows, width)
+        self.used = np.zeros(len(jobs), np.int64)  # draws taken per row
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The next draw of each of `rows` (indices into the jobs) -> (len(rows),)."""
+        k = self.used[rows]
+        self.used[rows] = k + 1
+        return self.u[rows, k]
+
+    def rewind(self) -> None:
+        """Leave every row's generator just after the draws it used."""
+        for job, state, used in zip(self.jobs, self.saved, self.used.tolist()):
+            bg = job.rng.bit_generator
+            bg.state = state
+            bg.advance(used)
+
+
 def generate(
     runtime: Runtime,
     charset: Charset,
@@ -111,6 +143,9 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
     end_ids = [charset.chars.index(c) for c in ".!?" if c in charset]
     boosting = bool(end_ids) and bool((boost > 0).any())
     proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
+    draws = _Draws(jobs, settings)
+    # each row's text length: a sampled character that does not end the proverb adds exactly one
+    length = np.array([len(p.chars) for p in proverbs], np.float64)
     state = runtime.initial_state(n)
     prime_len = np.array([len(j.prime) for j in jobs], np.int64)
     longest = int(prime_len.max()) if n else 0
@@ -124,25 +159,26 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
         logits, state = runtime.step(ids, state)  # (A, V)
         fed += 1
         if boosting:
-            lens = np.array([len(proverbs[r].chars) for r in active.tolist()], np.float64)
-            extra = boost[active] * np.clip((lens - b_start[active]) / b_span[active], 0.0, 1.0)  # (A,)
+            extra = boost[active] * np.clip((length[active] - b_start[active]) / b_span[active], 0.0, 1.0)  # (A,)
             if extra.any():
                 logits = logits.copy()
                 logits[:, end_ids] += extra[:, None].astype(np.float32)
         priming = prime_len[active] > fed if fed < longest else None  # rows still feeding their prefix
         if priming is None or not priming.any():  # every row samples: no masks to apply
             sampling = range(len(active))
-            u = np.array([jobs[r].rng.random() for r in active.tolist()])
-            nxt = choose(probabilities(logits, a_temp, a_top_k, a_top_p), u)
+            nxt = choose(probabilities(logits, a_temp, a_top_k, a_top_p), draws.take(active))
+            if boosting:
+                length[active] += 1
         else:
             nxt = np.empty(len(active), np.int64)
             nxt[priming] = [jobs[r].prime[fed] for r in active[priming]]
             sampling = ~priming
             if sampling.any():
                 rows = active[sampling]
-                u = np.array([jobs[r].rng.random() for r in rows])
                 p = probabilities(logits[sampling], temp[rows], top_k[rows], top_p[rows])
-                nxt[sampling] = choose(p, u)
+                nxt[sampling] = choose(p, draws.take(rows))
+                if boosting:
+                    length[rows] += 1
             sampling = np.flatnonzero(sampling).tolist()
         rows, ids_list = active.tolist(), nxt.tolist()
         done = [k for k in sampling if proverbs[rows[k]].add(chars[ids_list[k]])]
@@ -154,4 +190,5 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
             nxt = nxt[keep]
             a_temp, a_top_k, a_top_p = temp[active], top_k[active], top_p[active]
         ids = nxt
+    draws.rewind()
     return [(p.text, p.ended) for p in proverbs]

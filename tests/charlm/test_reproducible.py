@@ -32,7 +32,19 @@ texts = [r.text for r in bundle.generate(reqs)]
 alone = bundle.generate([reqs[1]])[0].text
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden})
 chars = "".join(Charset.from_text("путник спросил мудреца: где вода?").chars)
-print(json.dumps({{"texts": texts, "alone": alone, "heavy": heavy, "chars": chars}}))
+# 64 rows at BLAS-sized shapes, finishing at different steps: one batch of 64, then batches of 1 to 43
+from charlm.generate import generate
+from tests.charlm.test_batch_invariance import CHARSET, random_runtime
+rt = random_runtime(seed=6)
+base = Settings(temperature=0.9, min_length=5, max_length=40)
+many = [Request(200 + i, "", base.with_(max_length=8 + (i * 7) % 33, temperature=[0.9, 1.2, 0.0][i % 3]))
+        for i in range(64)]
+full = [r.text for r in generate(rt, CHARSET, many)]
+pieces, at = [], 0
+for size in (1, 2, 5, 13, 43):
+    pieces += [r.text for r in generate(rt, CHARSET, many[at : at + size])]
+    at += size
+print(json.dumps({{"texts": texts, "alone": alone, "heavy": heavy, "chars": chars, "full": full, "pieces": pieces}}))
 """.format(forbidden=set(FORBIDDEN))
 
 
@@ -57,6 +69,9 @@ def test_same_text_in_fresh_processes_with_different_hash_seeds(bundle_dir):
     assert a["alone"] == a["texts"][1]  # alone or in a batch: the same proverb
     assert a["heavy"] == b["heavy"] == []  # generation needs no TensorFlow
     assert all(a["texts"]) and len(set(a["texts"])) == len(a["texts"])
+    # 64 rows finishing apart: the same texts in one batch of 64 as in batches of 1, 2, 5, 13 and 43
+    assert a["full"] == a["pieces"] == b["full"] == b["pieces"]
+    assert len(set(a["full"])) > 40
     # and this process (TensorFlow loaded, another hash seed) agrees too
     s = Settings(temperature=0.9, min_length=20, max_length=80)
     assert load_bundle(bundle_dir).generate([Request(2, "Мудрец", s)])[0].text == a["texts"][1]

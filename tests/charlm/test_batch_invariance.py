@@ -1,0 +1,136 @@
+"""A row's logits and text do not depend on its batch: any size 1-64, any position, rows finishing apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charlm import Charset, Request, Settings
+from charlm import runtime as rt
+from charlm.generate import _Draws, _Job, generate
+from charlm.runtime import Runtime, _Dense, _GRU, _LSTM
+from charlm.text import END
+from tests.conftest import synthetic_text
+
+CHARSET = Charset.from_text(synthetic_text(30, seed=7) + END)
+
+
+def random_runtime(cell: str = "lstm", units: int = 96, seed: int = 0) -> Runtime:
+    """Embedding -> 2 recurrent layers of `units` -> Dense(V), random weights, large enough for BLAS
+    to use its blocked kernels (whose edge tiles sum differently) rather than the 16-unit test bundles."""
+    rng = np.random.default_rng(seed)
+    V, E, g = len(CHARSET), 64, 4 if cell == "lstm" else 3
+    w = lambda *shape, s=0.15: (rng.standard_normal(shape) * s).astype(np.float32)  # noqa: E731
+    table = (w(V, E, s=1.0) @ w(E, g * units)).astype(np.float32)  # the first kernel folded in, as _assemble does
+    if cell == "lstm":
+        layers = [_LSTM(w(E, 4 * units), w(units, 4 * units), w(4 * units), np.tanh, rt._sigmoid),
+                  _LSTM(w(units, 4 * units), w(units, 4 * units), w(4 * units), np.tanh, rt._sigmoid)]
+    else:
+        layers = [_GRU(w(E, 3 * units), w(units, 3 * units), w(3 * units), w(3 * units), True, np.tanh, rt._sigmoid),
+                  _GRU(w(units, 3 * units), w(units, 3 * units), w(3 * units), np.zeros(3 * units, np.float32), False,
+                       np.tanh, rt._sigmoid)]
+    return Runtime(table, layers + [_Dense(w(units, V, s=0.5), w(V), rt.ACTIVATIONS["linear"])], V)
+
+
+STEPS = 6
+
+
+def solo_logits(runtime: Runtime, ids: np.ndarray) -> np.ndarray:
+    """ids (N, STEPS) -> logits (N, STEPS, V), each sequence stepped alone (batch 1)."""
+    return np.stack([runtime.forward(ids[i : i + 1])[0] for i in range(len(ids))])
+
+
+def batch_mismatches(runtime: Runtime, ids: np.ndarray, solo: np.ndarray, sizes) -> list[tuple[int, int, int]]:
+    """Step batches of each size (rows drawn from ids, shuffled), dropping each row after its own number of
+    steps as generation does; -> (size, step, row) wherever a row's logits differ from its solo run."""
+    rng = np.random.default_rng(1)
+    bad = []
+    for size in sizes:
+        rows = rng.choice(len(ids), size, replace=False)  # which sequences, in which order
+        ends = rng.integers(2, STEPS + 1, size)  # each row finishes after this many steps
+        active = np.arange(size)
+        state = runtime.initial_state(size)
+        for t in range(STEPS):
+            logits, state = runtime.step(ids[rows[active], t], state)
+            for k, r in enumerate(active):
+                if not np.array_equal(logits[k], solo[rows[r], t]):
+                    bad.append((size, t, int(rows[r])))
+            keep = ends[active] > t + 1
+            if not keep.any():
+                break
+            active, state = active[keep], Runtime.select(state, keep)
+    return bad
+
+
+@pytest.fixture(scope="module", params=["lstm", "gru"])
+def case(request):
+    runtime = random_runtime(request.param)
+    ids = np.random.default_rng(2).integers(0, runtime.vocab_size, size=(64, STEPS))
+    return runtime, ids, solo_logits(runtime, ids)
+
+
+def test_logits_are_bit_identical_in_batches_of_1_to_64_with_rows_finishing_apart(case):
+    runtime, ids, solo = case
+    assert runtime.block in rt.BLOCKS + (1,)
+    assert batch_mismatches(runtime, ids, solo, range(1, 65)) == []
+
+
+def test_the_check_catches_a_batch_dependent_product(case, monkeypatch):
+    # one plain (B, d) @ (d, n) BLAS call per step: the kernel changes with B, and so do the low bits
+    runtime, ids, solo = case
+    monkeypatch.setattr(rt, "_blocked", lambda x, w, block: x @ w)
+    assert batch_mismatches(runtime, ids, solo, [5, 16, 33, 64])
+
+
+def test_a_fixed_block_shape_alone_is_probed_not_trusted(monkeypatch):
+    # no candidate block passes the probe -> one product per row, still batch invariant
+    monkeypatch.setattr(rt, "_BLOCK_CACHE", {})
+    monkeypatch.setattr(rt, "_position_free", lambda w, block: False)
+    runtime = random_runtime(units=64, seed=3)
+    assert runtime.block == 1
+    ids = np.random.default_rng(4).integers(0, runtime.vocab_size, size=(9, STEPS))
+    assert batch_mismatches(runtime, ids, solo_logits(runtime, ids), [1, 4, 9]) == []
+
+
+def test_the_chosen_block_is_position_free_for_every_matrix():
+    runtime = random_runtime()
+    rng = np.random.default_rng(5)
+    w = runtime.layers[1].recurrent  # (96, 384)
+    x = rng.standard_normal((runtime.block * 2 + 3, w.shape[0])).astype(np.float32)
+    alone = np.stack([rt._blocked(x[i : i + 1], w, runtime.block)[0] for i in range(len(x))])
+    for perm in (np.arange(len(x)), rng.permutation(len(x)), rng.permutation(len(x))):
+        np.testing.assert_array_equal(rt._blocked(x[perm], w, runtime.block), alone[perm])
+
+
+def test_texts_are_the_same_alone_and_in_any_batch():
+    runtime = random_runtime(seed=6)
+    base = Settings(temperature=0.9, min_length=5, max_length=40)
+    # mixed settings: rows finish at different steps (END, sentence ends, lengths 8..40), some greedy/cut
+    reqs = [Request(100 + i, ["", "вода", "Мудрец "][i % 3],
+                    base.with_(temperature=[0.9, 1.3, 0.0, 0.7][i % 4], top_k=[0, 0, 0, 7][i % 4],
+                               top_p=[1.0, 0.8, 1.0, 1.0][i % 4], max_length=8 + (i * 5) % 33,
+                               min_length=5))
+            for i in range(64)]
+    alone = [generate(runtime, CHARSET, [r])[0].text for r in reqs]
+    assert len(set(alone)) > 40  # different seeds, different texts (greedy rows share theirs)
+    rng = np.random.default_rng(7)
+    for size in (2, 7, 8, 9, 17, 32, 64):
+        pick = rng.choice(64, size, replace=False)
+        got = [r.text for r in generate(runtime, CHARSET, [reqs[i] for i in pick])]
+        assert got == [alone[i] for i in pick], f"batch of {size}"
+
+
+def test_draws_are_the_scalar_sequence_and_the_generator_goes_on_from_there():
+    jobs = [_Job(Request(seed, "", Settings()), CHARSET) for seed in (3, 4, 5)]
+    settings = [Settings(min_length=20, max_length=50)] * 3
+    draws = _Draws(jobs, settings)
+    took = {0: [], 1: [], 2: []}
+    for step in range(30):  # rows draw unevenly, as rows that still prime or have finished do
+        rows = np.array([r for r in range(3) if step % (r + 1) == 0])
+        for r, u in zip(rows.tolist(), draws.take(rows).tolist()):
+            took[r].append(u)
+    draws.rewind()
+    for r, seed in enumerate((3, 4, 5)):
+        ref = np.random.default_rng(seed)
+        assert took[r] == [ref.random() for _ in took[r]]  # bit-identical, scalar by scalar
+        assert jobs[r].rng.random() == ref.random()  # the next attempt starts where the scalar loop would
