@@ -1,7 +1,16 @@
-"""Load bench: the real bot against the fake Bot API, N chats x M commands, two runs.
+"""Load bench: the real bot against the fake Bot API: open-loop arrivals and closed-loop capacity.
 
-    python bench/bot_load.py [--models-dir models] [--chats 50] [--commands 20]
+    python bench/bot_load.py [--models-dir models] [--chats 50] [--rate 30] [--duration 60]
+    python bench/bot_load.py --runs capacity,compliance,open,open-nolimit --commands 20
     python bench/bot_load.py --tiny            # no trained models yet: build two tiny ones first
+
+Open loop (`open`, `open-nolimit`): updates arrive as a Poisson process at --rate per second for
+--duration seconds, each from one of --chats chats chosen at random and asking one of the cultures at
+random, whether or not earlier ones were answered (what users do). Latency is from the update's arrival
+to the sendMessage that quotes it (replies quote their command). `open` runs the bot as deployed: the
+outgoing limiter on and the fake answering 429 over Telegram's limits, so a chat that asks twice within
+a second waits for its second reply (Telegram's 1 message/s per chat); `open-nolimit` turns both off and
+shows what generation alone costs. Both use the bundles' own (shipped) decoding settings.
 
 The fake Bot API (tests/bot/fakeapi.py) runs in a child process and drives a closed loop: each chat
 sends its next command as soon as the previous one is answered, cycling the chats over every culture.
@@ -15,8 +24,8 @@ how long its event loop is ever kept from running. Two runs:
               under the last proverb it got (votes go to an SQLite file, as in production); latency per
               kind of action, side by side with capacity's commands-only figures
 
-Latency is from the update's delivery (the getUpdates answer that carried it) to the sendMessage that
-answers it (for a vote: its answerCallbackQuery), both stamped by the fake.
+Closed-loop latency is from the update's delivery (the getUpdates answer that carried it) to the
+sendMessage that answers it (for a vote: its answerCallbackQuery), both stamped by the fake.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -40,7 +50,7 @@ from bot import subscriptions, votes  # noqa: E402
 from bot.app import build_application, run  # noqa: E402
 from bot.services import build_services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from tests.bot.fakeapi import serve_over_pipe  # noqa: E402
+from tests.bot.fakeapi import FakeBotAPI, message, serve_over_pipe  # noqa: E402
 
 TOKEN = "1000:bench-token"
 
@@ -78,13 +88,81 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
+class OpenLoopAPI(FakeBotAPI):
+    """The fake Bot API with an open-loop load: updates pushed at Poisson arrival times, replies matched
+    to the update they quote."""
+
+    def start_open(self, chats: int, rate: float, duration: float, texts: list[str], seed: int) -> None:
+        rnd = random.Random(seed)
+        arrivals, t = [], rnd.expovariate(rate)
+        while t < duration:
+            arrivals.append((t, rnd.randint(1, chats), rnd.choice(texts)))
+            t += rnd.expovariate(rate)
+
+        def begin():
+            self.pushed: dict[int, float] = {}  # message_id -> arrival (monotonic)
+            self.latencies: list[float] = []
+            self.expected = len(arrivals)
+            self.started = time.monotonic()
+            self.cpu_start = time.process_time()
+            self.last_answer = self.started
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            for at, chat, text in arrivals:
+                loop.call_at(t0 + at, self._arrive, chat, text)
+        self._in_loop(begin)
+
+    def _arrive(self, chat: int, text: str) -> None:
+        msg = message(chat, text)
+        self.pushed[msg["message_id"]] = time.monotonic()
+        self._push({"message": msg})
+
+    async def _api_sendMessage(self, call):
+        response = await super()._api_sendMessage(call)
+        reply = call.params.get("reply_parameters")
+        if response.status == 200 and reply and getattr(self, "pushed", None) is not None:
+            mid = int((json.loads(reply) if isinstance(reply, str) else reply)["message_id"])
+            arrived = self.pushed.pop(mid, None)
+            if arrived is not None:
+                self.latencies.append(call.t - arrived)
+                self.last_answer = call.t
+        return response
+
+    def open_stats(self) -> dict:
+        def read():
+            answered = len(self.latencies)
+            return {"answered": answered, "expected": self.expected, "latencies": list(self.latencies),
+                    "elapsed": self.last_answer - self.started, "done": answered >= self.expected,
+                    "flood_429s": self.flood_429s, "cpu_s": time.process_time() - self.cpu_start, "calls": {}}
+        return self._in_loop(read)
+
+
+def serve_open_loop(conn, **options) -> None:
+    """serve_over_pipe's protocol, plus ("open", chats, rate, duration, texts, seed): start open-loop load,
+    after which ("stats",) reports it."""
+    with OpenLoopAPI(**options) as api:
+        conn.send(api.port)
+        while True:
+            cmd, *args = conn.recv()
+            if cmd == "open":
+                api.start_open(*args)
+                conn.send(True)
+            elif cmd == "stats":
+                conn.send(api.open_stats())
+            else:
+                conn.send(True)
+                return
+
+
 class Run:
     """One bench run: the fake in a child process, the bot on this process's event loop."""
 
     def __init__(self, name: str, models_dir: Path, chats: int, commands: int, limiter: bool, timeout: float,
-                 batch_size: int, processes: int, mix: list[str] | None = None):
+                 batch_size: int, processes: int, mix: list[str] | None = None,
+                 open_loop: tuple[float, float, int] | None = None):
         self.name = name
         self.mix = mix
+        self.open_loop = open_loop  # (rate per s, duration s, seed) for an open-loop run
         self.chats = chats
         self.commands = commands
         self.limiter = limiter
@@ -100,7 +178,8 @@ class Run:
     def execute(self) -> dict:
         ctx = mp.get_context("spawn")
         conn, child_conn = ctx.Pipe()
-        fake = ctx.Process(target=serve_over_pipe, args=(child_conn,), kwargs={"flood_limits": self.limiter}, daemon=True)
+        serve = serve_open_loop if self.open_loop else serve_over_pipe
+        fake = ctx.Process(target=serve, args=(child_conn,), kwargs={"flood_limits": self.limiter}, daemon=True)
         fake.start()
         port = conn.recv()
         settings = Settings(
@@ -180,7 +259,11 @@ class Run:
             conn.send(msg)
             return conn.recv()
 
-        await asyncio.to_thread(ask, "load", chats, self.commands, texts, self.mix)
+        if self.open_loop:
+            rate, duration, seed = self.open_loop
+            await asyncio.to_thread(ask, "open", self.chats, rate, duration, texts, seed)
+        else:
+            await asyncio.to_thread(ask, "load", chats, self.commands, texts, self.mix)
         deadline = time.monotonic() + self.timeout
         while True:
             await asyncio.sleep(0.25)
@@ -198,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="build two tiny bundles in a temporary folder and use them")
     p.add_argument("--tiny-units", type=int, default=16, help="recurrent units of the --tiny models")
     p.add_argument("--chats", type=int, default=50)
-    p.add_argument("--commands", type=int, default=20)
-    p.add_argument("--runs", default="capacity,compliance,buttons", help="which runs, comma-separated")
+    p.add_argument("--commands", type=int, default=20, help="closed loop: commands per chat")
+    p.add_argument("--rate", type=float, default=30.0, help="open loop: updates per second (Poisson arrivals)")
+    p.add_argument("--duration", type=float, default=60.0, help="open loop: seconds of arrivals")
+    p.add_argument("--seed", type=int, default=0, help="open loop: seed of the arrival times, chats and cultures")
+    p.add_argument("--runs", default="capacity,open,compliance,buttons",
+                   help="which runs, comma-separated: capacity, compliance, buttons (closed loop), open, open-nolimit")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--processes", type=int, default=None, help="generation worker processes (0: a thread; default: one per CPU)")
@@ -212,17 +299,20 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows = []
     for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
-        if name not in ("capacity", "compliance", "buttons"):
-            p.error(f"unknown run {name!r}")
-        r = Run(name, models, args.chats, args.commands, limiter=name == "compliance", timeout=args.timeout,
+        if name not in ("capacity", "compliance", "buttons", "open", "open-nolimit"):
+            p.error(f"unknown run {name!r} (capacity, compliance, buttons, open, open-nolimit)")
+        open_loop = (args.rate, args.duration, args.seed) if name.startswith("open") else None
+        r = Run(name, models, args.chats, args.commands, limiter=name in ("compliance", "open"),
+                timeout=max(args.timeout, args.duration + 60) if open_loop else args.timeout,
                 batch_size=args.batch_size, processes=args.processes,
-                mix=["text", "more", "up", "down"] if name == "buttons" else None)
+                mix=["text", "more", "up", "down"] if name == "buttons" else None, open_loop=open_loop)
         rows.append(r.execute())
         print(f"{name}: done", file=sys.stderr)
     cols = ["run", "answered", "replies_per_s", "p50_ms", "p95_ms", "p99_ms", "max_stall_ms", "max_stall_cpu_ms", "flood_429s", "mean_batch",
             "largest_batch", "elapsed_s", "cpu_ms_per_reply_bot", "cpu_ms_per_reply_workers", "cpu_ms_per_reply_fake"]
     print(f"models: {models} ({', '.join(sorted(d.name for d in models.iterdir() if d.is_dir()))}); "
-          f"{args.chats} chats x {args.commands} commands; {os.cpu_count()} CPUs, load average before "
+          f"closed loop: {args.chats} chats x {args.commands} commands; open loop: {args.rate:g} updates/s for "
+          f"{args.duration:g} s from {args.chats} chats; {os.cpu_count()} CPUs, load average before "
           f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
     print(" | ".join(cols))
     for row in rows:

@@ -5,13 +5,22 @@ Dense, Dropout (inert at inference), Activation, TimeDistributed(Dense). A final
 that `step` returns logits. Anything else is refused by name at load time.
 
 Batch invariance: a proverb is the same whether it was generated alone or in a batch of 64. Every
-matrix product goes through `_blocked`, which pads the rows to a multiple of a fixed block and makes one
-BLAS call per block of exactly that shape, so the kernel (and with it the summation order) never changes
-with the batch size. A fixed shape is not enough on its own: OpenBLAS' sgemm on this project's AMD EPYC
-(Haswell kernels) sums the rows of a 16-row block in two different ways (12 rows in its main tile, 4 in an
-edge kernel), while every row of an 8-row block is summed alike. So the block size is chosen per machine
-and per matrix shape, at load, by `block_size`: the first of BLOCKS whose every row position gives every
-row bit-identical results; 1 (one product per row, always invariant, ~2x slower at batch 32) if none does.
+matrix product goes through `_blocked`, which makes each row's product the same BLAS call whatever the
+batch, so the kernel (and with it the summation order) never changes with the batch size. Two ways:
+
+- block 1 (the default): one (1, d) @ (d, n) product per row (a gemv per row and matrix).
+- fixed-shape blocks (`Runtime.set_block(runtime.probe_block())`): the rows padded to a multiple of a
+  block and one (block, d) @ (d, n) gemm per block. A fixed shape is not enough on its own: OpenBLAS'
+  sgemm on this project's AMD EPYC (Haswell kernels) sums the rows of a 16-row block in two different
+  ways (12 rows in its main tile, 4 in an edge kernel), while every row of an 8-row block is summed
+  alike. So `probe_block` picks, per machine and matrix shape, the first of BLOCKS whose every row
+  position gives bit-identical results.
+
+Why per-row is the default: each gemm call packs the whole weight matrix (~60-100 us for the 1 MB
+recurrent matrix of a 256-unit LSTM, measured here, whatever the rows), so an 8-row block costs ~5x a
+lone row's gemv. Blocks win only from ~10 rows of one bundle per step (8-row blocks: 0.7x the per-row
+time at 32 rows, 384 units), and the bot's batches, split per culture, are mostly smaller; a proverb
+asked alone would be ~4x slower. (bench/generate.py measures both.)
 """
 
 from __future__ import annotations
@@ -58,10 +67,8 @@ def _activation(path, name, layer):
     return ACTIVATIONS[name]
 
 
-# Candidate block sizes, preferred first. Measured here (2 x 256 LSTM step, 1 thread, shared machine):
-# 8 costs ~0.4x the row-by-row products at batch 32 but ~4x at batch 1 (each BLAS call packs the whole
-# weight matrix, ~60-80 us for 1 MB, whatever the rows); larger blocks are cheaper per row at batch 32+
-# but pad a lone proverb further. 16 is not position-free on this machine (see the module docstring).
+# Candidate blocks for `probe_block`, preferred first: 8 is position-free here and pads least among
+# those; 12 is OpenBLAS' main tile here; 16 is not position-free here (see the module docstring).
 BLOCKS = (8, 12, 4, 16, 2)
 _BLOCK_CACHE: dict[tuple[int, int], int] = {}
 
@@ -206,21 +213,32 @@ class _Dense:
 class Runtime:
     """A loaded char model: `step(ids, state) -> (logits, state)` for a batch of sequences."""
 
-    def __init__(self, table: np.ndarray, layers: list, vocab_size: int):
+    def __init__(self, table: np.ndarray, layers: list, vocab_size: int, block: int = 1):
         # table: (vocab, first projection) — the embedding, already multiplied through the first
         # recurrent layer's kernel and bias when there is one (one lookup instead of a matmul per step).
         self.table = table
         self.layers = layers
         self.vocab_size = vocab_size
-        # every matrix a step multiplies by; the first recurrent layer's kernel is folded into `table`
-        weights = [l.kernel for i, l in enumerate(layers) if i and l.kernel is not None]
+        self.set_block(block)
+
+    def weights(self) -> list[np.ndarray]:
+        """Every matrix a step multiplies by (the first recurrent layer's kernel is folded into `table`)."""
+        layers = self.layers
+        out = [l.kernel for i, l in enumerate(layers) if i and l.kernel is not None]
         if layers and isinstance(layers[0], _Dense) and layers[0].kernel is not None:
-            weights.append(layers[0].kernel)
-        weights += [w for l in layers if isinstance(l, (_LSTM, _GRU)) for w in l.products()]
-        self.block = block_size(weights)
-        for l in layers:
+            out.append(layers[0].kernel)
+        return out + [w for l in layers if isinstance(l, (_LSTM, _GRU)) for w in l.products()]
+
+    def probe_block(self) -> int:
+        """The fixed-shape block that is position-free for every matrix of this model here (1 if none)."""
+        return block_size(self.weights())
+
+    def set_block(self, block: int) -> None:
+        """Rows per BLAS call from now on: 1 (one product per row) or a block from `probe_block`."""
+        self.block = block
+        for l in self.layers:
             if isinstance(l, (_LSTM, _GRU)):
-                l.block = self.block
+                l.block = block
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod

@@ -62,9 +62,13 @@ def batch_mismatches(runtime: Runtime, ids: np.ndarray, solo: np.ndarray, sizes)
     return bad
 
 
-@pytest.fixture(scope="module", params=["lstm", "gru"])
+@pytest.fixture(scope="module", params=[("lstm", "per-row"), ("lstm", "blocks"), ("gru", "per-row"), ("gru", "blocks")])
 def case(request):
-    runtime = random_runtime(request.param)
+    cell, mode = request.param
+    runtime = random_runtime(cell)
+    if mode == "blocks":
+        runtime.set_block(runtime.probe_block())
+        assert runtime.block > 1  # this machine's BLAS has a position-free block (8 on the dev machine)
     ids = np.random.default_rng(2).integers(0, runtime.vocab_size, size=(64, STEPS))
     return runtime, ids, solo_logits(runtime, ids)
 
@@ -87,13 +91,15 @@ def test_a_fixed_block_shape_alone_is_probed_not_trusted(monkeypatch):
     monkeypatch.setattr(rt, "_BLOCK_CACHE", {})
     monkeypatch.setattr(rt, "_position_free", lambda w, block: False)
     runtime = random_runtime(units=64, seed=3)
-    assert runtime.block == 1
+    assert runtime.probe_block() == 1
+    runtime.set_block(runtime.probe_block())
     ids = np.random.default_rng(4).integers(0, runtime.vocab_size, size=(9, STEPS))
     assert batch_mismatches(runtime, ids, solo_logits(runtime, ids), [1, 4, 9]) == []
 
 
 def test_the_chosen_block_is_position_free_for_every_matrix():
     runtime = random_runtime()
+    runtime.set_block(runtime.probe_block())
     rng = np.random.default_rng(5)
     w = runtime.layers[1].recurrent  # (96, 384)
     x = rng.standard_normal((runtime.block * 2 + 3, w.shape[0])).astype(np.float32)
@@ -102,8 +108,11 @@ def test_the_chosen_block_is_position_free_for_every_matrix():
         np.testing.assert_array_equal(rt._blocked(x[perm], w, runtime.block), alone[perm])
 
 
-def test_texts_are_the_same_alone_and_in_any_batch():
+@pytest.mark.parametrize("blocks", [False, True])
+def test_texts_are_the_same_alone_and_in_any_batch(blocks):
     runtime = random_runtime(seed=6)
+    if blocks:
+        runtime.set_block(runtime.probe_block())
     base = Settings(temperature=0.9, min_length=5, max_length=40)
     # mixed settings: rows finish at different steps (END, sentence ends, lengths 8..40), some greedy/cut
     reqs = [Request(100 + i, ["", "вода", "Мудрец "][i % 3],
