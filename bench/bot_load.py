@@ -7,7 +7,7 @@
 Open loop (`open`, `open-nolimit`): updates arrive as a Poisson process at --rate per second for
 --duration seconds, each from one of --chats chats chosen at random and asking one of the cultures at
 random, whether or not earlier ones were answered (what users do). Latency is from the update's arrival
-to the sendMessage that quotes it (replies quote their command). `open` runs the bot as deployed: the
+to the sendMessage that answers it (a chat's replies are matched to its unanswered updates, oldest first). `open` runs the bot as deployed: the
 outgoing limiter on and the fake answering 429 over Telegram's limits, so a chat that asks twice within
 a second waits for its second reply (Telegram's 1 message/s per chat); `open-nolimit` turns both off and
 shows what generation alone costs. Both use the bundles' own (shipped) decoding settings.
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +90,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class OpenLoopAPI(FakeBotAPI):
-    """The fake Bot API with an open-loop load: updates pushed at Poisson arrival times, replies matched
-    to the update they quote."""
+    """The fake Bot API with an open-loop load: updates pushed at Poisson arrival times, each reply matched
+    to its chat's oldest unanswered update."""
 
     def start_open(self, chats: int, rate: float, duration: float, texts: list[str], seed: int) -> None:
         rnd = random.Random(seed)
@@ -100,7 +101,7 @@ class OpenLoopAPI(FakeBotAPI):
             t += rnd.expovariate(rate)
 
         def begin():
-            self.pushed: dict[int, float] = {}  # message_id -> arrival (monotonic)
+            self.pushed: dict[int, deque] = {}  # chat -> arrivals (monotonic) not answered yet, oldest first
             self.latencies: list[float] = []
             self.expected = len(arrivals)
             self.started = time.monotonic()
@@ -113,19 +114,15 @@ class OpenLoopAPI(FakeBotAPI):
         self._in_loop(begin)
 
     def _arrive(self, chat: int, text: str) -> None:
-        msg = message(chat, text)
-        self.pushed[msg["message_id"]] = time.monotonic()
-        self._push({"message": msg})
+        self.pushed.setdefault(chat, deque()).append(time.monotonic())
+        self._push({"message": message(chat, text)})
 
     async def _api_sendMessage(self, call):
         response = await super()._api_sendMessage(call)
-        reply = call.params.get("reply_parameters")
-        if response.status == 200 and reply and getattr(self, "pushed", None) is not None:
-            mid = int((json.loads(reply) if isinstance(reply, str) else reply)["message_id"])
-            arrived = self.pushed.pop(mid, None)
-            if arrived is not None:
-                self.latencies.append(call.t - arrived)
-                self.last_answer = call.t
+        waiting = getattr(self, "pushed", {}).get(int(call.params["chat_id"]))
+        if response.status == 200 and waiting:
+            self.latencies.append(call.t - waiting.popleft())
+            self.last_answer = call.t
         return response
 
     def open_stats(self) -> dict:

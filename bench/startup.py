@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{ready / b_s:.1f}×, {bot_peak / (b_kb / 1024):.1f}× |")
     for i, (w, wp) in enumerate(zip(workers, wpeak)):
         print(f"| generation worker {i + 1} | | {w:.0f} | {wp:.0f} | |")
-    print(f"ready runs (s): {', '.join(f'{r['ready_s']:.2f}' for r in runs)}; bot RSS after answering one "
-          f"proverb per culture: {', '.join(f'{r['bot_rss_mb']:.0f}' for r in runs)} MB")
+    readies = ", ".join(f"{r['ready_s']:.2f}" for r in runs)
+    rss = ", ".join(f"{r['bot_rss_mb']:.0f}" for r in runs)
+    print(f"ready runs (s): {readies}; bot RSS after answering one proverb per culture: {rss} MB")
     print(f"targets: ready <= 1.5 s: {ready:.2f} s {'ok' if ready <= 1.5 else 'MISSED'}; bot RSS <= 150 MB: "
           f"{bot_peak:.0f} MB peak {'ok' if bot_peak <= 150 else 'MISSED'}")
     return 0
