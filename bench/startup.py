@@ -42,6 +42,15 @@ def status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def children(pid: int) -> list[int]:
     """Direct children of `pid` (every thread's list), sorted."""
     out: set[int] = set()
@@ -60,14 +69,15 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def baseline() -> tuple[float, int]:
-    """(seconds, peak RSS kB) of a fresh interpreter that imports the bot's code and exits."""
-    code = ("import resource, sys; import bot.app, bot.__main__; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+def baseline() -> tuple[float, int, float]:
+    """(seconds, peak RSS kB, CPU seconds) of a fresh interpreter that imports the bot's code and exits."""
+    code = ("import resource, sys; import bot.app, bot.__main__; r = resource.getrusage(resource.RUSAGE_SELF); "
+            "print(r.ru_maxrss, r.ru_utime + r.ru_stime)")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return time.perf_counter() - t0, int(out.stdout.split()[-1])
+    kb, cpu = out.stdout.split()[-2:]
+    return time.perf_counter() - t0, int(kb), float(cpu)
 
 
 def one_run(models_dir: Path, processes: int | None, timeout: float) -> dict:
@@ -85,13 +95,15 @@ def one_run(models_dir: Path, processes: int | None, timeout: float) -> dict:
             polls = api.wait_for(lambda: api.calls_of("getUpdates"), timeout, "the first getUpdates")
             ready = polls[0].t - t0
             rss_ready = status_kb(proc.pid, "VmRSS")
+            # CPU to ready, the bot and its workers: what start-up costs even on a machine busy with other work
+            cpu_ready = cpu_s(proc.pid) + sum(cpu_s(c) for c in children(proc.pid))
             names = [p.name for p in sorted(models_dir.iterdir()) if (p / "manifest.json").is_file()]
             for i, name in enumerate(names):
                 api.send_text(100 + i, f"/{name}")
             for i, _ in enumerate(names):
                 api.wait_sent(100 + i, 1, timeout)
             workers = [c for c in children(proc.pid) if "multiprocessing" in cmdline(c) and "resource_tracker" not in cmdline(c)]
-            return {"ready_s": ready, "bot_rss_ready_mb": rss_ready / 1024, "bot_rss_mb": status_kb(proc.pid, "VmRSS") / 1024,
+            return {"ready_s": ready, "ready_cpu_s": cpu_ready, "bot_rss_ready_mb": rss_ready / 1024, "bot_rss_mb": status_kb(proc.pid, "VmRSS") / 1024,
                     "bot_peak_mb": status_kb(proc.pid, "VmHWM") / 1024,
                     "workers_rss_mb": [status_kb(w, "VmRSS") / 1024 for w in workers],
                     "workers_peak_mb": [status_kb(w, "VmHWM") / 1024 for w in workers], "bundles": len(names)}
@@ -127,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     bases = [baseline() for _ in range(args.runs)]
     runs = [one_run(models, args.processes, args.timeout) for _ in range(args.runs)]
     med = lambda xs: statistics.median(xs)  # noqa: E731
-    b_s, b_kb = med([b[0] for b in bases]), med([b[1] for b in bases])
+    b_s, b_kb, b_cpu = med([b[0] for b in bases]), med([b[1] for b in bases]), med([b[2] for b in bases])
     ready = med([r["ready_s"] for r in runs])
+    ready_cpu = med([r["ready_cpu_s"] for r in runs])
     bot_rss = med([r["bot_rss_mb"] for r in runs])
     bot_peak = med([r["bot_peak_mb"] for r in runs])
     workers = runs[len(runs) // 2]["workers_rss_mb"]
@@ -136,13 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"models: {models} ({runs[0]['bundles']} bundles); GENERATION_PROCESSES "
           f"{args.processes if args.processes is not None else 'unset (one per CPU)'}; {len(workers)} worker(s); "
           f"{os.cpu_count()} CPUs, load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after; median of {args.runs}")
-    print("| what | time (s) | RSS (MB) | peak RSS (MB) | ÷ baseline (time, peak) |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| baseline: `python -c 'import bot.app'` | {b_s:.2f} | | {b_kb / 1024:.0f} | 1× |")
-    print(f"| `python -m bot`: ready (first getUpdates) | {ready:.2f} | {bot_rss:.0f} | {bot_peak:.0f} | "
-          f"{ready / b_s:.1f}×, {bot_peak / (b_kb / 1024):.1f}× |")
+    print("| what | time (s) | CPU (s) | RSS (MB) | peak RSS (MB) | ÷ baseline (time, CPU, peak) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| baseline: `python -c 'import bot.app'` | {b_s:.2f} | {b_cpu:.2f} | | {b_kb / 1024:.0f} | 1× |")
+    print(f"| `python -m bot`: ready (first getUpdates); CPU of the bot and its workers | {ready:.2f} | "
+          f"{ready_cpu:.2f} | {bot_rss:.0f} | {bot_peak:.0f} | {ready / b_s:.1f}×, {ready_cpu / b_cpu:.1f}×, "
+          f"{bot_peak / (b_kb / 1024):.1f}× |")
     for i, (w, wp) in enumerate(zip(workers, wpeak)):
-        print(f"| generation worker {i + 1} | | {w:.0f} | {wp:.0f} | |")
+        print(f"| generation worker {i + 1} | | | {w:.0f} | {wp:.0f} | |")
     readies = ", ".join(f"{r['ready_s']:.2f}" for r in runs)
     rss = ", ".join(f"{r['bot_rss_mb']:.0f}" for r in runs)
     print(f"ready runs (s): {readies}; bot RSS after answering one proverb per culture: {rss} MB")
