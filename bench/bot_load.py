@@ -8,9 +8,9 @@ Open loop (`open`, `open-nolimit`): updates arrive as a Poisson process at --rat
 --duration seconds, each from one of --chats chats chosen at random and asking one of the cultures at
 random, whether or not earlier ones were answered (what users do). Latency is from the update's arrival
 to the sendMessage that answers it (a chat's replies are matched to its unanswered updates, oldest
-first). `open` runs the bot as deployed: the outgoing limiter on and the fake answering 429 over Telegram's limits, so a chat that asks twice within
-a second waits for its second reply (Telegram's 1 message/s per chat); `open-nolimit` turns both off and
-shows what generation alone costs. Both use the bundles' own (shipped) decoding settings.
+first). `open` runs the bot as deployed: the outgoing limiter on and the fake answering 429 over
+Telegram's limits, so a chat that asks twice within a second waits for its second reply (Telegram's 1
+message/s per chat); `open-nolimit` turns both off and shows what generation alone costs. Both use the bundles' own (shipped) decoding settings.
 
 The fake Bot API (tests/bot/fakeapi.py) runs in a child process and drives a closed loop: each chat
 sends its next command as soon as the previous one is answered, cycling the chats over every culture.
