@@ -1,9 +1,11 @@
 """`python -m training` is `python -m training.train`."""
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from .cli import interrupt_in_one_line, quiet_tensorflow
+
+quiet_tensorflow()
+interrupt_in_one_line("before training started; nothing was saved")
 
 from .train import main  # noqa: E402
 

@@ -77,3 +77,10 @@ def restore_best(ckpt_dir: Path, model) -> bool:
     with np.load(p) as z:
         assign_arrays(model.variables, {k: z[k] for k in z.files})
     return True
+
+
+def clear(ckpt_dir: Path) -> None:
+    """Forget a checkpoint (starting over): the state first, so a crash half-way leaves no checkpoint, not half of one."""
+    (ckpt_dir / STATE).unlink(missing_ok=True)
+    for old in list(ckpt_dir.glob("state-*.npz")) + [ckpt_dir / BEST]:
+        old.unlink(missing_ok=True)

@@ -1,30 +1,42 @@
-"""`python -m training.train --culture NAME`: corpus -> windows -> model -> fit -> checkpoints -> bundle."""
+"""`python -m training.train --culture NAME`: corpus -> windows -> model -> fit -> checkpoints -> bundle.
+
+Everything a run writes goes under its run folder (`runs/NAME/`: `checkpoint/` and the candidate `bundle/`);
+the candidate replaces `models/NAME` only when it is better on held-out text (or with --force)."""
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    from training.cli import interrupt_in_one_line, quiet_tensorflow
+
+    quiet_tensorflow()
+    interrupt_in_one_line("before training started; nothing was saved")
+
+import datetime as _dt
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from charlm import BundleError, Charset, Request, Runtime, Settings, generate, load_bundle
-from charlm.bundle import NAME_RE
+from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS
 from charlm.text import END
 
+from .cli import HelpFormatter, Parser, quiet_tensorflow, ranged
 from .corpus import CorpusError, read_corpus
 from .windows import Windows, eval_windows, split_texts
 
 LN2 = math.log(2)
 
-# Titles and the ancestor's short commands for the reference cultures.
+# Titles and the ancestor's short commands for the reference cultures (used when no bundle is replaced).
 KNOWN = {
     "armenian": ("Армянские притчи", ["arm"], "Притчи армянского народа"),
     "hasidic": ("Хасидские притчи", ["hasid"], "Хасидские истории и притчи"),
@@ -35,6 +47,16 @@ KNOWN = {
 
 # The parts of the config that define the model; a resumed run must match them.
 ARCH = ("cell", "layers", "units", "embedding")
+# Generation defaults a bundle carries; a replaced bundle's values are kept unless given.
+GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost")
+CHECKPOINT, CANDIDATE, REPLACED = "checkpoint", "bundle", "replaced"
+
+
+class SetupError(Exception):
+    """An output folder or option that makes the run impossible; the message names the path and the fix."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
 
 
 @dataclass
@@ -44,7 +66,7 @@ class TrainConfig:
     culture: str
     corpus: list[str] = field(default_factory=list)
     models_dir: str = "models"
-    checkpoint_dir: str = ""
+    run_dir: str = ""
     epochs: int = 30
     seed: int = 0
     split_seed: int = 0
@@ -79,94 +101,187 @@ class TrainConfig:
     def generation(self) -> Settings:
         return Settings(self.temperature, self.top_k, self.top_p, self.min_length, self.max_length, self.end_boost)
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.run_dir) / CHECKPOINT
 
-def parse_args(argv=None) -> tuple[TrainConfig, bool]:
+    @property
+    def candidate_dir(self) -> Path:
+        return Path(self.run_dir) / CANDIDATE
+
+    @property
+    def install_dir(self) -> Path:
+        return Path(self.models_dir) / self.culture
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
+    """-> (the run's config, the invocation's options: resume, force, install, recipe_step)."""
     d = TrainConfig(culture="")
-    p = argparse.ArgumentParser(
+    pos, nonneg = ranged(int, 1), ranged(int, 0)
+    p = Parser(
         prog="python -m training.train",
-        description="Train a character-level proverb model on a corpus (one text per line) and export it as a bundle.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a character-level proverb model on a corpus (one text per line). Checkpoints and the "
+                    "new bundle go to the run folder (runs/CULTURE); the bundle replaces models/CULTURE only if "
+                    "it scores better on the held-out texts (or with --force), and the old one is kept as a backup.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--culture", required=True, help="bundle name = bot command ([a-z0-9_]{1,32})")
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="UTF-8 corpus file(s), one text per line (default: data/CULTURE.txt)")
-    p.add_argument("--models-dir", default=d.models_dir, help="where the bundle folder is written")
-    p.add_argument("--checkpoint-dir", default=None, help="checkpoints (default: checkpoints/CULTURE)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="total epochs (with --resume too)")
+    p.add_argument("--models-dir", default=d.models_dir, metavar="DIR",
+                   help="the bundle is installed as DIR/CULTURE if it beats the one there")
+    p.add_argument("--run-dir", metavar="DIR", help="checkpoints (DIR/checkpoint) and the new bundle (DIR/bundle) (default: runs/CULTURE)")
+    p.add_argument("--epochs", type=pos, default=d.epochs, help="total epochs, counting those before a --resume")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, dropout and window order")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint exactly")
-    p.add_argument("--init-from", default="", metavar="BUNDLE", help="start from another bundle's weights (fine-tuning; same charset)")
+    p.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint exactly")
+    p.add_argument("--force", action="store_true",
+                   help="start over an existing checkpoint (without --resume), and install the bundle even if it is not better")
+    p.add_argument("--no-install", dest="install", action="store_false",
+                   help="leave the models folder alone: the bundle stays in the run folder")
+    p.add_argument("--init-from", default="", metavar="BUNDLE",
+                   help="start from a bundle's weights (fine-tuning; same charset): a bundle folder, e.g. base "
+                        "(the shipped pretrained model) or models/sufi, or a name in --models-dir")
+    p.add_argument("--recipe-step", default="", metavar="NAME", help="recorded in the manifest (set by training.recipe)")
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=["lstm", "gru"], default=d.cell)
-    g.add_argument("--layers", type=int, default=d.layers)
-    g.add_argument("--units", type=int, default=d.units)
-    g.add_argument("--embedding", type=int, default=d.embedding, help="embedding width")
-    g.add_argument("--dropout", type=float, default=d.dropout, help="dropout after each recurrent layer")
+    g.add_argument("--cell", choices=["lstm", "gru"], default=d.cell, help="recurrent layer type")
+    g.add_argument("--layers", type=pos, default=d.layers, help="recurrent layers")
+    g.add_argument("--units", type=pos, default=d.units, help="units per recurrent layer")
+    g.add_argument("--embedding", type=pos, default=d.embedding, help="embedding width")
+    g.add_argument("--dropout", type=ranged(float, 0, 1, high_open=True), default=d.dropout,
+                   help="dropout after each recurrent layer")
     g = p.add_argument_group("data and optimisation")
-    g.add_argument("--window", type=int, default=d.window, help="characters per training window")
-    g.add_argument("--stride", type=int, default=d.stride, help="characters between window starts (the ancestor's step)")
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (halved on a validation plateau)")
-    g.add_argument("--min-lr", type=float, default=d.min_lr)
-    g.add_argument("--clipnorm", type=float, default=d.clipnorm)
-    g.add_argument("--val-share", type=float, default=d.val_share, help="share of characters held out, as whole texts")
+    g.add_argument("--window", type=ranged(int, 2), default=d.window, help="characters per training window")
+    g.add_argument("--stride", type=pos, default=d.stride, help="characters between window starts (the ancestor's step)")
+    g.add_argument("--batch-size", type=pos, default=d.batch_size, help="windows per batch")
+    g.add_argument("--lr", type=ranged(float, 0, low_open=True), default=d.lr, help="Adam learning rate (halved on a validation plateau)")
+    g.add_argument("--min-lr", type=ranged(float, 0), default=d.min_lr, help="the learning rate is never halved below this")
+    g.add_argument("--clipnorm", type=ranged(float, 0, low_open=True), default=d.clipnorm, help="gradient norm clip")
+    g.add_argument("--val-share", type=ranged(float, 0, 0.5, high_open=True), default=d.val_share,
+                   help="share of characters held out, as whole texts")
     g.add_argument("--split-seed", type=int, default=d.split_seed, help="seed of the validation split")
-    g.add_argument("--patience", type=int, default=d.patience, help="epochs without improvement before stopping")
-    g.add_argument("--lr-patience", type=int, default=d.lr_patience, help="epochs without improvement before halving the lr")
-    g.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch, help="cap an epoch at N batches (0: all)")
-    g.add_argument("--sample-every", type=int, default=d.sample_every, help="print a sample every N epochs (0: never)")
-    g = p.add_argument_group("bundle")
-    g.add_argument("--title", default="", help="human name shown by the bot")
-    g.add_argument("--alias", dest="aliases", action="append", default=None, help="extra command (repeatable)")
-    g.add_argument("--description", default="")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="default sampling temperature")
-    g.add_argument("--top-p", type=float, default=d.top_p)
-    g.add_argument("--top-k", type=int, default=d.top_k)
-    g.add_argument("--min-length", type=int, default=d.min_length)
-    g.add_argument("--max-length", type=int, default=d.max_length)
-    g.add_argument("--end-boost", type=float, default=d.end_boost,
-                   help="extra logits for '.', '!', '?' from half the maximum length on, so long proverbs end a sentence")
-    g.add_argument("--no-export", dest="export", action="store_false", help="train and checkpoint only")
+    g.add_argument("--patience", type=pos, default=d.patience, help="epochs without improvement before stopping")
+    g.add_argument("--lr-patience", type=pos, default=d.lr_patience, help="epochs without improvement before halving the lr")
+    g.add_argument("--steps-per-epoch", type=nonneg, default=d.steps_per_epoch, help="cap an epoch at N batches (0: all)")
+    g.add_argument("--sample-every", type=nonneg, default=d.sample_every, help="print a sample every N epochs (0: never)")
+    g = p.add_argument_group("bundle", "Title, aliases, description and generation defaults not given here are "
+                             "kept from the bundle being replaced (models/CULTURE), else the defaults shown.")
+    g.add_argument("--title", help="human name shown by the bot (default: the replaced bundle's, else the culture's known title, else CULTURE)")
+    g.add_argument("--alias", dest="aliases", action="append", metavar="NAME", help="extra command, repeatable (default: the replaced bundle's)")
+    g.add_argument("--description", help="one line shown by /about (default: the replaced bundle's)")
+    g.add_argument("--temperature", type=ranged(float, 0, 5), help=f"default sampling temperature (default: {d.temperature})")
+    g.add_argument("--top-p", type=ranged(float, 0, 1, low_open=True), help=f"default nucleus cut (default: {d.top_p})")
+    g.add_argument("--top-k", type=nonneg, help=f"default top-k cut, 0: none (default: {d.top_k})")
+    g.add_argument("--min-length", type=pos, help=f"characters before a sentence end may stop a proverb (default: {d.min_length})")
+    g.add_argument("--max-length", type=pos, help=f"longest proverb, characters (default: {d.max_length})")
+    g.add_argument("--end-boost", type=ranged(float, 0, 20), help="extra logits for '.', '!', '?' from half the maximum "
+                   f"length on, so long proverbs end a sentence (default: {d.end_boost})")
+    g.add_argument("--no-export", dest="export", action="store_false", help="only train and checkpoint; write no bundle")
     a = p.parse_args(argv)
     if not NAME_RE.match(a.culture):
         p.error(f"--culture {a.culture!r} must be a Telegram command: lowercase letters, digits, _; at most 32")
-    title, aliases, description = KNOWN.get(a.culture, ("", [], ""))
     cfg = TrainConfig(
         culture=a.culture, corpus=a.corpus or [f"data/{a.culture}.txt"], models_dir=a.models_dir,
-        checkpoint_dir=a.checkpoint_dir or f"checkpoints/{a.culture}", epochs=a.epochs, seed=a.seed,
+        run_dir=a.run_dir or f"runs/{a.culture}", epochs=a.epochs, seed=a.seed,
         split_seed=a.split_seed, cell=a.cell, layers=a.layers, units=a.units, embedding=a.embedding,
         dropout=a.dropout, window=a.window, stride=a.stride, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr,
         clipnorm=a.clipnorm, val_share=a.val_share, patience=a.patience, lr_patience=a.lr_patience,
-        steps_per_epoch=a.steps_per_epoch, sample_every=a.sample_every, init_from=a.init_from,
-        title=a.title or title or a.culture, aliases=a.aliases if a.aliases is not None else aliases,
-        description=a.description or description, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
-        min_length=a.min_length, max_length=a.max_length, end_boost=a.end_boost, export=a.export,
+        steps_per_epoch=a.steps_per_epoch, sample_every=a.sample_every, init_from=a.init_from, export=a.export,
     )
-    for name, ok in (("--epochs", cfg.epochs >= 1), ("--window", cfg.window >= 2), ("--stride", cfg.stride >= 1),
-                     ("--batch-size", cfg.batch_size >= 1), ("--units", cfg.units >= 1), ("--layers", cfg.layers >= 1),
-                     ("--dropout", 0 <= cfg.dropout < 1), ("--val-share", 0 <= cfg.val_share < 0.5), ("--lr", cfg.lr > 0)):
-        if not ok:
-            p.error(f"{name} is out of range")
+    carried = carry_over(a, cfg.install_dir)
+    for k, v in carried.values.items():
+        setattr(cfg, k, v)
     try:
         cfg.generation()
     except ValueError as e:
         p.error(str(e))
-    return cfg, a.resume
+    return cfg, SimpleNamespace(resume=a.resume, force=a.force, install=a.install and a.export,
+                                recipe_step=a.recipe_step, carried=carried.kept)
 
 
-class Stop(Exception):
-    """Raised by the signal handler's flag check: save and exit."""
+def carry_over(a, dest: Path) -> SimpleNamespace:
+    """Title, aliases, description and generation defaults: given > the replaced bundle's > known > defaults."""
+    d = TrainConfig(culture="")
+    try:
+        old = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    known_title, known_aliases, known_description = KNOWN.get(a.culture, ("", [], ""))
+    given = {"title": a.title, "aliases": a.aliases, "description": a.description,
+             **{k: getattr(a, k) for k in GENERATION}}
+    old_values = {"title": old.get("title"), "aliases": old.get("aliases"), "description": old.get("description"),
+                  **{k: (old.get("generation") or {}).get(k) for k in GENERATION}}
+    fallback = {"title": known_title or a.culture, "aliases": known_aliases, "description": known_description,
+                **{k: getattr(d, k) for k in GENERATION}}
+    values, kept = {}, []
+    for k in given:
+        if given[k] is not None:
+            values[k] = given[k]
+        elif old_values[k] is not None:
+            values[k] = old_values[k]
+            kept.append(k)
+        else:
+            values[k] = fallback[k]
+    return SimpleNamespace(values=values, kept=kept)
+
+
+def check_writable(folder: Path, fix: str) -> None:
+    """Create `folder` if needed and write a file in it; SetupError naming the folder and `fix` if not."""
+    if folder.exists() and not folder.is_dir():
+        raise SetupError(folder, f"not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SetupError(folder, f"cannot be created ({e.strerror}); {fix}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SetupError(folder, f"not writable ({e.strerror}); {fix}") from None
+
+
+def check_outputs(cfg: TrainConfig, opts) -> dict | None:
+    """Before any data is read: refuse to start over a checkpoint by accident, and make sure every folder the
+    run writes to is writable (not found after the first epoch, or after the last). -> the checkpoint's state."""
+    from . import checkpoint
+
+    ckpt = cfg.checkpoint_dir
+    state = checkpoint.load_state(ckpt)
+    if opts.resume and state is None:
+        raise SetupError(ckpt, "no checkpoint to resume from; run without --resume first")
+    if state is not None and not opts.resume and not opts.force:
+        raise SetupError(ckpt, f"holds a checkpoint ({_progress(state)}); continue it with --resume, "
+                         "or start over with --force (or choose another --run-dir)")
+    docker = 'in Docker, run as yourself (--user "$(id -u):$(id -g)") on folders you own'
+    check_writable(ckpt, f"fix its permissions or choose another --run-dir ({docker})")
+    if cfg.export:
+        check_writable(Path(cfg.run_dir), f"fix its permissions or choose another --run-dir ({docker})")
+    if opts.install:
+        check_writable(Path(cfg.models_dir), f"fix its permissions, choose another --models-dir, or pass --no-install ({docker})")
+    return state
+
+
+def _progress(state: dict) -> str:
+    cfg = state.get("config") or {}
+    e, s = state.get("epoch", 0), state.get("step", 0)
+    total = cfg.get("epochs", "?")
+    return f"epoch {e + 1}/{total} at batch {s}" if s else f"{e} of {total} epochs done"
 
 
 class Trainer:
     """Owns the model, optimizer, data and loop state of one run."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool, out=sys.stdout):
+    def __init__(self, cfg: TrainConfig, resume: bool, out=sys.stdout, state: dict | None = None,
+                 install: bool = True, force: bool = False, recipe_step: str = ""):
         self.cfg, self.out = cfg, out
-        self.ckpt = Path(cfg.checkpoint_dir)
+        self.ckpt = cfg.checkpoint_dir
+        self.install, self.force, self.recipe_step = install, force, recipe_step
         self.stop_signal = None
+        self.phase = "setup"
+        self.resumed = resume
+        self.start_over = not resume and state is not None
         self.state = None
         if resume:
-            self.state = _load_resume_state(self.ckpt)
+            self.state = state if state is not None else _load_resume_state(self.ckpt)
             saved = self.state["config"]
             for k in ARCH + ("window", "stride", "batch_size", "seed", "split_seed", "val_share", "init_from"):
                 if saved.get(k) != getattr(cfg, k):
@@ -190,13 +305,15 @@ class Trainer:
         text = "".join(t + END for t in train)
         val_text = "".join(t + END for t in val)
         self.corpora = corpora
+        self.val_texts = val
         self.full_text = "".join(c.text for c in corpora)
         self.base = None
         if cfg.init_from:
+            path = resolve_bundle(cfg.init_from, cfg.models_dir)
             try:
-                self.base = load_bundle(cfg.init_from)
+                self.base = load_bundle(path)
             except BundleError as e:
-                raise CorpusError(cfg.init_from, f"--init-from: {e.problem}") from None
+                raise CorpusError(cfg.init_from, f"--init-from: {e}") from None
             self.charset = self.base.charset
             missing = self.base.charset.unknown(self.full_text)
             if missing:
@@ -223,7 +340,7 @@ class Trainer:
                  f"training, {len(val)} texts / {len(self.val_ids):,} chars held out; {V} distinct characters")
         self.say(f"memory: ids {ids_mb:.1f} MB + one batch of windows {B * (T + 1) * 4 / 1e3:.0f} KB + activations "
                  f"~{act_mb:.0f} MB (one-hot windows of step 3 x 80 would need {legacy_gb:.1f} GB)")
-        self.say(f"epochs of {self.steps} batches of {B} x {T} (stride {cfg.stride})")
+        self.say(f"epochs of {self.steps} batches of {B} x {T} (stride {cfg.stride}); writing to {cfg.run_dir}")
 
     # --- model --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -244,7 +361,7 @@ class Trainer:
         self.model = build_model(len(self.charset), cfg.embedding, cfg.units, cfg.layers, cfg.dropout, cfg.cell, cfg.seed)
         if self.base is not None:
             try:
-                self.model.load_weights(self.base.path / "model.weights.h5")
+                self.model.load_weights(self.base.path / WEIGHTS)
             except Exception as e:  # keras raises ValueError/KeyError variants on a structure mismatch
                 raise CorpusError(cfg.init_from, f"--init-from: weights do not fit this architecture ({e})") from None
         self.optimizer = keras.optimizers.Adam(cfg.lr, clipnorm=cfg.clipnorm)
@@ -271,7 +388,10 @@ class Trainer:
             from . import checkpoint
 
             checkpoint.restore(self.ckpt, self.model, self.optimizer, self.state)
-            self.say(f"resumed from {self.ckpt} at epoch {self.state['epoch']}, step {self.state['step']}")
+            st = self.state
+            where = (f"in epoch {st['epoch'] + 1}/{cfg.epochs} at batch {st['step']}/{self.steps}" if st["step"]
+                     else f"after epoch {st['epoch']}/{cfg.epochs}")
+            self.say(f"resumed from {self.ckpt} {where}")
         else:
             self.state = {"epoch": 0, "step": 0, "sum": 0.0, "count": 0, "history": [], "best": None, "best_epoch": 0,
                           "bad": 0, "done": False, "charset": list(self.charset.chars)}
@@ -288,6 +408,11 @@ class Trainer:
 
     # --- loop ---------------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
+        if self.phase == "finish":
+            if self.stop_signal is not None:  # a second Ctrl-C while the bundle is written: stop now
+                raise KeyboardInterrupt
+            self.say(f"{signal.Signals(signum).name}: the checkpoint is saved; finishing the bundle first "
+                     "(seconds; Ctrl-C again stops now)")
         self.stop_signal = signum
 
     def run(self) -> int:
@@ -298,6 +423,14 @@ class Trainer:
         cfg, st = self.cfg, self.state
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if self.start_over:
+                checkpoint.clear(self.ckpt)
+                self.say(f"--force: starting over; the old checkpoint in {self.ckpt} is gone")
+            if self.resumed and (st["done"] or st["epoch"] >= cfg.epochs):
+                why = (f"early stopping ended it after epoch {st['epoch']} (best: epoch {st['best_epoch']})" if st["done"]
+                       else f"all {cfg.epochs} epochs are done; pass a larger --epochs to train more")
+                self.say(f"nothing left to train: {why}")
+            self.phase = "train"
             while not st["done"] and st["epoch"] < cfg.epochs:
                 epoch = st["epoch"]
                 t0 = time.time()
@@ -316,21 +449,28 @@ class Trainer:
                         bar.close()
                         checkpoint.save(self.ckpt, self.model, self.optimizer, st)
                         name = signal.Signals(self.stop_signal).name
-                        self.say(f"{name}: checkpoint saved at epoch {epoch + 1}, batch {st['step']}/{self.steps} "
-                                 f"in {self.ckpt}; continue with --resume")
+                        self.say(f"{name}: checkpoint saved in epoch {epoch + 1}/{cfg.epochs} at batch "
+                                 f"{st['step']}/{self.steps} ({self.ckpt}); continue with --resume")
                         return 128 + self.stop_signal
                 bar.close()
                 self._end_epoch(epoch, time.time() - t0)
                 checkpoint.save(self.ckpt, self.model, self.optimizer, st)
                 if self.stop_signal is not None:
-                    self.say(f"{signal.Signals(self.stop_signal).name}: checkpoint saved after epoch {epoch + 1}; continue with --resume")
+                    self.say(f"{signal.Signals(self.stop_signal).name}: checkpoint saved after epoch {epoch + 1}/{cfg.epochs} "
+                             f"({self.ckpt}); continue with --resume")
                     return 128 + self.stop_signal
+            if cfg.export:
+                self.phase = "finish"
+                candidate = self.export()
+                if self.install:
+                    self.say(install_bundle(candidate, cfg.install_dir, self.val_texts, self.force,
+                                            Path(cfg.run_dir) / REPLACED))
+                else:
+                    self.say(f"--no-install: {cfg.install_dir} left as it is")
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-        if cfg.export:
-            self.export()
-        return 0
+        return 128 + self.stop_signal if self.stop_signal is not None else 0
 
     def _end_epoch(self, epoch: int, seconds: float) -> None:
         from . import checkpoint
@@ -371,14 +511,23 @@ class Trainer:
             return generate(self._runtime(Path(d)), self.charset, [Request(seed, "", self.cfg.generation())])[0].text
 
     def export(self) -> Path:
+        """The best epoch's weights as the candidate bundle in the run folder (skipped if it is already there)."""
         from . import checkpoint
         from .export import export_bundle
         from .plot import plot_history
 
         cfg, st = self.cfg, self.state
-        checkpoint.restore_best(self.ckpt, self.model)
-        dest = Path(cfg.models_dir) / cfg.culture
+        dest = cfg.candidate_dir
         best = next((h for h in st["history"] if h["epoch"] == st["best_epoch"]), {})
+        try:
+            made = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            made = {}
+        if (made.get("history") == st["history"] and made.get("best_epoch") == st["best_epoch"]
+                and (made.get("training") or {}).get("config") == _portable(asdict(cfg))):
+            self.say(f"bundle {dest} is already written (best epoch {st['best_epoch']})")
+            return dest
+        checkpoint.restore_best(self.ckpt, self.model)
         manifest = {
             "name": cfg.culture, "title": cfg.title, "aliases": cfg.aliases, "description": cfg.description,
             "seed": cfg.seed, "epochs": len(st["history"]), "best_epoch": st["best_epoch"],
@@ -388,9 +537,11 @@ class Trainer:
                        "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids))},
             "metrics": {"val_bpc": best.get("val_bpc"), "train_bpc": best.get("train_bpc")},
             "history": st["history"],
-            "training": {"config": _portable(asdict(cfg)), "init_from": Path(cfg.init_from).name if cfg.init_from else None,
-                         "base": self.base.manifest.get("files", {}).get("model.weights.h5") if self.base else None},
+            "training": {"config": _portable(asdict(cfg)), "init_from": self._base_name(),
+                         "base": self.base.manifest.get("files", {}).get(WEIGHTS) if self.base else None},
         }
+        if self.recipe_step:
+            manifest["recipe"] = {"step": self.recipe_step, "command": "python -m training.recipe"}
         with tempfile.TemporaryDirectory() as d:
             plot = plot_history(st["history"], Path(d) / "training.png", f"{cfg.title} ({cfg.culture})")
             export_bundle(self.model, self.charset, dest, manifest, corpus_text=self.full_text,
@@ -398,14 +549,97 @@ class Trainer:
         self.say(f"bundle written: {dest} (best epoch {st['best_epoch']}, validation {best.get('val_bpc')} bpc)")
         return dest
 
+    def _base_name(self) -> str | None:
+        """The base's name as a reader knows it: the recipe step that made it, else the bundle's name."""
+        if self.base is None:
+            return None
+        return (self.base.manifest.get("recipe") or {}).get("step") or self.base.name
+
+
+def resolve_bundle(ref: str, models_dir: str) -> Path:
+    """--init-from's argument -> a bundle folder: a path, else a name in the models folder."""
+    path = Path(ref)
+    if path.is_dir() or os.sep in ref or (os.altsep and os.altsep in ref):
+        return path
+    if (Path(models_dir) / ref).is_dir():
+        return Path(models_dir) / ref
+    return path
+
+
+def install_bundle(candidate: Path, dest: Path, heldout: list[str], force: bool, backups: Path) -> str:
+    """Put `candidate` at `dest` if it scores better on `heldout` than the bundle there (or `force`). -> one line.
+
+    Both bundles are scored the same way, through charlm with full context on the same held-out texts, so the
+    comparison holds even when the two were trained with different windows. The replaced bundle is copied to
+    `backups` first."""
+    from .evaluate import heldout_bpc
+
+    if not (dest / MANIFEST).is_file():
+        _swap_in(candidate, dest)
+        return f"{dest}: installed (there was none); the run's copy is {candidate}"
+    new = load_bundle(candidate)
+    reason, old_bpc = "", None
+    try:
+        old = load_bundle(dest)
+    except BundleError as e:
+        old, reason = None, f"the bundle there does not load ({e})"
+    if old is not None and old.manifest.get("files") == new.manifest.get("files"):
+        return f"{dest}: already this bundle"
+    if old is not None and not heldout:
+        reason = "there are no held-out texts to compare on (--val-share 0)"
+    elif old is not None and old.charset.unknown("".join(heldout)):
+        reason = f"its charset lacks characters of the held-out texts ({''.join(old.charset.unknown(''.join(heldout))[:10])!r})"
+    elif old is not None:
+        old_bpc, chars = heldout_bpc(old.runtime, old.charset, heldout)
+    new_bpc, chars = heldout_bpc(new.runtime, new.charset, heldout) if heldout else (None, 0)
+    where = f"{chars:,} characters of {len(heldout)} held-out texts"
+    if old_bpc is not None and new_bpc is not None and new_bpc < old_bpc or force:
+        backup = backups / f"{dest.name}-{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%S}"
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(dest, backup)
+        _swap_in(candidate, dest)
+        if old_bpc is None:
+            return f"{dest}: replaced (--force; {reason}); the old bundle is kept in {backup}"
+        how = "" if new_bpc < old_bpc else " (--force)"
+        return (f"{dest}: replaced{how}: held-out {old_bpc:.4f} -> {new_bpc:.4f} bits/char ({where}); "
+                f"the old bundle is kept in {backup}")
+    if old_bpc is None:
+        return f"{dest}: kept, not compared: {reason}; the new bundle stays in {candidate} (--force installs it)"
+    return (f"{dest}: kept: held-out {old_bpc:.4f} bits/char, the new bundle {new_bpc:.4f} ({where}); "
+            f"the new bundle stays in {candidate} (--force installs it)")
+
+
+def _swap_in(src: Path, dest: Path) -> None:
+    """Copy bundle folder `src` to `dest` atomically: a hidden copy beside it, then renamed into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        os.rmdir(tmp)
+        shutil.copytree(src, tmp)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
 
 def _portable(config: dict) -> dict:
     """The config as the manifest keeps it: file names, not this machine's paths."""
     config = dict(config)
     config["corpus"] = [Path(p).name for p in config["corpus"]]
     config["init_from"] = Path(config["init_from"]).name if config["init_from"] else ""
-    config.pop("checkpoint_dir", None)
-    config.pop("models_dir", None)
+    for k in ("run_dir", "models_dir", "checkpoint_dir"):
+        config.pop(k, None)
     return config
 
 
@@ -414,20 +648,28 @@ def _load_resume_state(ckpt: Path) -> dict:
 
     state = checkpoint.load_state(ckpt)
     if state is None:
-        raise CorpusError(ckpt, "no checkpoint to resume from; run without --resume first")
+        raise SetupError(ckpt, "no checkpoint to resume from; run without --resume first")
     return state
 
 
 def main(argv=None) -> int:
-    cfg, resume = parse_args(argv)
+    quiet_tensorflow()
     try:
-        trainer = Trainer(cfg, resume)
+        cfg, opts = parse_args(argv)
+        state = check_outputs(cfg, opts)
+        if opts.carried and cfg.export and opts.install:
+            kept = [k for k in opts.carried if k not in GENERATION] + (["generation defaults"] if set(opts.carried) & set(GENERATION) else [])
+            print(f"kept from {cfg.install_dir}: {', '.join(kept)} (options given override them)", flush=True)
+        trainer = Trainer(cfg, opts.resume, state=state, install=opts.install, force=opts.force,
+                          recipe_step=opts.recipe_step)
         return trainer.run()
-    except (CorpusError, BundleError) as e:
+    except (CorpusError, BundleError, SetupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint saved is intact (continue with --resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.exit(main())

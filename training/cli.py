@@ -1,0 +1,76 @@
+"""What the training commands share on the command line: help that shows each default once, one-line errors,
+a quiet TensorFlow, and Ctrl-C as one line. Standard library only: it runs before anything heavy is imported."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help once: not when the help already names its default, not for
+    flags (store_true/false), and not for options whose default is None (their help says what happens)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.default in (None, "", argparse.SUPPRESS)
+            or isinstance(action.default, bool)
+            or action.nargs == 0
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the usage is one `--help` away)."""
+
+    def error(self, message):  # noqa: D401 - argparse's name
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def ranged(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: `kind(text)` within [low, high] (or open ends); the error says the range."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            if low is not None and high is not None:
+                rng = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+                raise argparse.ArgumentTypeError(f"{text} is out of range: it must be in {rng}")
+            if low is not None:
+                raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'above' if low_open else 'at least'} {low}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'below' if high_open else 'at most'} {high}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value" messages
+    return parse
+
+
+def quiet_tensorflow() -> None:
+    """No TensorFlow/absl start-up lines (CPU feature notes, absl's pre-init warning) on a normal run.
+
+    Set before TensorFlow is imported; TF_CPP_MIN_LOG_LEVEL=0 in the environment brings them back."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def interrupt_in_one_line(what: str) -> None:
+    """Until a command installs its own handler, Ctrl-C prints one line and exits 130, wherever it lands
+    (even inside `import tensorflow`, whose KeyboardInterrupt would print a long traceback)."""
+
+    def handler(signum, frame):
+        sys.stdout.flush()
+        sys.stderr.write(f"interrupted {what}\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, handler)
