@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
@@ -21,6 +20,8 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .cli import HelpFormatter, Parser, ranged
 
 ZIP_URL = "https://github.com/TatianaShavrina/NeuroBasnya/raw/master/training.zip"
 SOURCE = "NeuroBasnya by Tatiana Shavrina (github.com/TatianaShavrina/NeuroBasnya), MIT license"
@@ -48,7 +49,8 @@ CURATED = (
 # A saying for `/aphorism`: one or two sentences (characters, cleaned).
 CURATED_LENGTH = (20, 240)
 
-_ATTRIBUTION = re.compile(r"^\s*(--|―|—)\s*\S")  # "\t\t-- Author" lines
+# "\t\t-- Author" lines: an indented dash, or "--" at the start. A dialogue line ("— Что?") is not indented.
+_ATTRIBUTION = re.compile(r"^(?:[ \t]+(?:--|―|—)|--)\s*\S")
 _SPACES = re.compile(r"\s+")
 # Characters a saying may hold: Cyrillic, digits, punctuation, spaces. Entries with Latin letters are
 # mostly about computers or quote English; they would add ~50 characters to every model's charset.
@@ -161,10 +163,11 @@ def extract_parables(data: bytes, origin: str, out_dir: Path, check: bool = True
     except zipfile.BadZipFile:
         raise SourceError(f"{origin}: not a zip file; download {ZIP_URL} again") from None
     by_stem = {Path(n).stem: n for n in z.namelist() if n.endswith(".txt")}
+    missing = [f"training/{stem}.txt" for stem in PARABLES if stem not in by_stem]
+    if missing:
+        raise SourceError(f"{origin}: lacks {', '.join(missing)}; is it NeuroBasnya's training.zip?")
     corpora = []
     for stem, (name, sha) in PARABLES.items():
-        if stem not in by_stem:
-            raise SourceError(f"{origin}: lacks training/{stem}.txt; is it NeuroBasnya's training.zip?")
         # The corpora are the zip's files as they are: UTF-8, one parable per line. Any other byte would
         # change what the shipped bundles were trained on, so the hash is checked, not the bytes rewritten.
         body = z.read(by_stem[stem])
@@ -172,10 +175,14 @@ def extract_parables(data: bytes, origin: str, out_dir: Path, check: bool = True
         if check and got != sha:
             raise SourceError(f"{origin}: {stem}.txt has sha256 {got[:12]}…, the shipped bundles were trained on "
                               f"{sha[:12]}…; use NeuroBasnya's original training.zip (or --no-check)")
-        corpora.append((name, body))
-    for name, body in corpora:
+        try:
+            chars = len(body.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{origin}: {stem}.txt is not UTF-8 (byte {e.start}); use NeuroBasnya's original training.zip") from None
+        corpora.append((name, body, chars))
+    for name, body, _ in corpora:
         write_atomic(out_dir / f"{name}.txt", body)
-    return [(name, len(body.decode("utf-8"))) for name, body in corpora]
+    return [(name, chars) for name, _, chars in corpora]
 
 
 def cmd_fetch(a) -> int:
@@ -222,26 +229,25 @@ def cmd_fortunes(a) -> int:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m training.corpora", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="python -m training.corpora", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="{fetch,fortunes}")
     f = sub.add_parser("fetch", help="the five parable corpora from NeuroBasnya (MIT) into data/",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     f.add_argument("--from", dest="source", metavar="ZIP", help="a local copy of training.zip instead of downloading")
     f.add_argument("--url", default=ZIP_URL, help="where training.zip is downloaded from")
     f.add_argument("-o", "--out", default="data", help="folder for NAME.txt")
-    f.add_argument("--timeout", type=float, default=60.0, help="download timeout, seconds")
+    f.add_argument("--timeout", type=ranged(float, 0, low_open=True), default=60.0, help="download timeout, seconds")
     f.add_argument("--no-check", action="store_true", help="accept corpora whose sha256 differs from the shipped ones")
     f.set_defaults(run=cmd_fetch)
     r = sub.add_parser("fortunes", help="Russian sayings from Debian's fortunes-ru (GPL-2), one per line",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     r.add_argument("--dir", default=FORTUNES_DIR, help="fortunes-ru's folder")
     r.add_argument("--files", nargs="+", metavar="PATH", help="these fortune files instead of the whole folder")
     r.add_argument("--curated", action="store_true",
                    help=f"only the sayings files ({len(CURATED)}: life, love, work, truth, …) and "
                         f"{CURATED_LENGTH[0]}-{CURATED_LENGTH[1]} characters: the /aphorism corpus")
-    r.add_argument("--min-length", type=int, default=0, help="drop entries shorter than this (0: no limit)")
-    r.add_argument("--max-length", type=int, default=0, help="drop entries longer than this (0: no limit)")
+    r.add_argument("--min-length", type=ranged(int, 0), default=0, help="drop entries shorter than this (0: no limit)")
+    r.add_argument("--max-length", type=ranged(int, 0), default=0, help="drop entries longer than this (0: no limit)")
     r.add_argument("--charset-of", metavar="BUNDLE",
                    help="keep only entries this bundle's charset can encode (to fine-tune or pretrain from it)")
     r.add_argument("-o", "--out", default="data/fortunes.txt", help="the corpus file to write")
