@@ -45,21 +45,27 @@ COPY --from=requirements /tmp/requirements-train.txt /tmp/
 RUN python -m venv /opt/venv \
  && pip install --no-cache-dir -r /tmp/requirements-train.txt
 
-# Training: corpora are mounted at /app/data (read-only is fine), bundles are written to a mounted
-# /app/models, checkpoints (for --resume) to /app/checkpoints. Run it as your own uid for bind mounts:
-#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/data:/app/data:ro" -v "$PWD/models:/app/models" \
-#     -v "$PWD/checkpoints:/app/checkpoints" proverbs-train python -m training.train --culture sufi
+# Training: run it in your clone, mounted at /project, as yourself, so that what it writes (data/, runs/,
+# models/, base/) is yours:
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/project" proverbs-train \
+#     python -m training.train --culture kurdish --corpus kurdish.txt --init-from base
+# fortunes-ru: the sayings `python -m training.corpora fortunes` (and so the recipe) builds a corpus from.
 FROM base AS train
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fortunes-ru \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=train-deps /opt/venv /opt/venv
 COPY charlm/ charlm/
 COPY training/ training/
-# Keras and matplotlib want a writable config dir; any uid (--user) can write /tmp.
+# Keras and matplotlib want a writable config dir; any uid (--user) can write /tmp. PYTHONPATH: the code in
+# /app runs from any working folder (a mounted clone's own code, first on the path, takes precedence).
 ENV MPLCONFIGDIR=/tmp/matplotlib \
     KERAS_HOME=/tmp/keras \
-    TF_CPP_MIN_LOG_LEVEL=2
-# Mount points, writable by the image's user when nothing is mounted. No VOLUME: an anonymous volume would
-# only hide a forgotten -v (the bundle would vanish with the container either way).
-RUN mkdir -p data models checkpoints && chown bot:bot data models checkpoints
+    TF_CPP_MIN_LOG_LEVEL=3 \
+    PYTHONPATH=/app
+# No VOLUME: an anonymous volume would only hide a forgotten -v (what training writes would vanish with the
+# container). Without a mount, /project is not writable and training says so before the first batch.
+WORKDIR /project
 USER 10001:10001
 # SIGTERM (docker stop) makes training save a checkpoint and exit; give it time: docker stop -t 120.
 STOPSIGNAL SIGTERM

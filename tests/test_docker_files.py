@@ -171,9 +171,12 @@ def test_compose_runs_the_bot_and_offers_training_as_a_profile():
     text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
     bot = text[text.index("\n  bot:"):text.index("\n  train:")]
     train = text[text.index("\n  train:"):]
-    assert "env_file: .env" in bot and "restart: unless-stopped" in bot
-    assert "./models:/app/models" in bot
+    assert "path: .env" in bot and "required: false" in bot  # `compose run train` works without a .env
+    assert "restart: unless-stopped" in bot and "./models:/app/models" in bot and "bot-data:/data" in bot
     assert 'profiles: ["train"]' in train and "target: train" in train
+    # training works in the clone itself: no folder for Docker to create (as root) on a fresh clone
+    assert "- .:/project" in train and "working_dir: /project" in train
+    assert not re.findall(r"- \./\w+:", train), "a bind mount of a folder a fresh clone may lack"
 
 
 def test_trained_bundles_are_readable_by_the_images_user(tiny_models):

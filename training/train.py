@@ -310,6 +310,9 @@ class Trainer:
         self.base = None
         if cfg.init_from:
             path = resolve_bundle(cfg.init_from, cfg.models_dir)
+            if not path.exists():
+                raise SetupError(cfg.init_from, "--init-from: no such bundle folder; the pretrained base is base/ "
+                                 "(`python -m training.recipe --only base384` makes it), a shipped culture is e.g. models/sufi")
             try:
                 self.base = load_bundle(path)
             except BundleError as e:

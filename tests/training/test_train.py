@@ -1,7 +1,9 @@
 """The training CLI end to end on a few KB of synthetic text with a tiny model."""
 
 import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,13 +20,23 @@ TINY = ["--units", "12", "--embedding", "6", "--window", "24", "--stride", "16",
         "--sample-every", "0", "--dropout", "0.1"]
 
 
+def env():
+    e = {**os.environ, "PYTHONPATH": str(ROOT)}
+    e.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command must quiet TensorFlow itself
+    return e
+
+
 def run(args, cwd, check=True, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "training.train", *args], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=240, **kw)
+    p = subprocess.run([sys.executable, "-m", "training.train", *args], cwd=cwd, env=env(), capture_output=True,
+                       text=True, timeout=900, **kw)
     if check:
         assert p.returncode == 0, p.stderr[-2000:]
     return p
+
+
+def lines(stream: str) -> list[str]:
+    """Non-empty lines, the progress bar's redraws left out."""
+    return [l for l in re.split(r"[\r\n]", stream) if l.strip() and "batch/s" not in l and "?batch" not in l]
 
 
 @pytest.fixture
@@ -35,52 +47,118 @@ def corpus(tmp_path):
     return p
 
 
-def weights_hash(ckpt: Path) -> str:
-    (arrays,) = ckpt.glob("state-*.npz")
+def weights_hash(run_dir: Path) -> str:
+    (arrays,) = (run_dir / "checkpoint").glob("state-*.npz")
     return hashlib.sha256(arrays.read_bytes()).hexdigest()
 
 
+def tree(folder: Path) -> dict:
+    """Every file under `folder` -> its sha256: what `git status` would notice."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_same_seed_same_weights_and_resume_is_exact(tmp_path, corpus):
-    run(["--culture", "toy", "--epochs", "3", "--checkpoint-dir", "c1", "--no-export", *TINY], tmp_path)
-    run(["--culture", "toy", "--epochs", "3", "--checkpoint-dir", "c2", "--no-export", *TINY], tmp_path)
-    assert weights_hash(tmp_path / "c1") == weights_hash(tmp_path / "c2")
-    run(["--culture", "toy", "--epochs", "1", "--checkpoint-dir", "c3", "--no-export", *TINY], tmp_path)
-    run(["--culture", "toy", "--epochs", "3", "--resume", "--checkpoint-dir", "c3", "--no-export", *TINY], tmp_path)
-    assert weights_hash(tmp_path / "c3") == weights_hash(tmp_path / "c1")
-    other = run(["--culture", "toy", "--epochs", "3", "--seed", "1", "--checkpoint-dir", "c4", "--no-export", *TINY], tmp_path)
-    assert weights_hash(tmp_path / "c4") != weights_hash(tmp_path / "c1")
+    run(["--culture", "toy", "--epochs", "3", "--run-dir", "r1", "--no-export", *TINY], tmp_path)
+    run(["--culture", "toy", "--epochs", "3", "--run-dir", "r2", "--no-export", *TINY], tmp_path)
+    assert weights_hash(tmp_path / "r1") == weights_hash(tmp_path / "r2")
+    run(["--culture", "toy", "--epochs", "1", "--run-dir", "r3", "--no-export", *TINY], tmp_path)
+    run(["--culture", "toy", "--epochs", "3", "--resume", "--run-dir", "r3", "--no-export", *TINY], tmp_path)
+    assert weights_hash(tmp_path / "r3") == weights_hash(tmp_path / "r1")
+    run(["--culture", "toy", "--epochs", "3", "--seed", "1", "--run-dir", "r4", "--no-export", *TINY], tmp_path)
+    assert weights_hash(tmp_path / "r4") != weights_hash(tmp_path / "r1")
 
 
-def test_export_reproduces_golden_and_has_metrics(tmp_path, corpus):
-    out = run(["--culture", "toy", "--epochs", "2", "--alias", "tt", *TINY], tmp_path).stdout
-    assert "validation" in out and "bundle written" in out
-    b = load_bundle(tmp_path / "models" / "toy")
+def test_a_bundle_replaces_the_served_one_only_when_better(tmp_path, corpus):
+    models = tmp_path / "models"
+    # 1. a poor first run (lr 1e-5: barely trained); nothing is served yet, so it is installed
+    first = run(["--culture", "toy", "--epochs", "1", "--lr", "1e-5", "--title", "Игрушка", "--alias", "tt",
+                 "--temperature", "0.7", *TINY], tmp_path)
+    assert "installed" in first.stdout and (tmp_path / "runs" / "toy" / "bundle" / "manifest.json").is_file()
+    assert "TensorFlow" not in first.stderr and "absl" not in first.stderr and "I0000" not in first.stderr
+    poor = tree(models / "toy")
+
+    # 2. a better run replaces it; the old one is kept; title, alias and generation defaults carry over
+    good = run(["--culture", "toy", "--epochs", "3", "--run-dir", "runs/good", *TINY], tmp_path).stdout
+    (line,) = [l for l in good.splitlines() if "replaced" in l]
+    old_bpc, new_bpc = map(float, re.search(r"held-out ([\d.]+) -> ([\d.]+) bits/char", line).groups())
+    assert new_bpc < old_bpc
+    (backup,) = (tmp_path / "runs" / "good" / "replaced").iterdir()
+    assert tree(backup) == poor and backup.name.startswith("toy-")
+    b = load_bundle(models / "toy")
     assert b.check_golden() == []
     m = b.manifest
-    assert m["aliases"] == ["tt"] and m["epochs"] == 2 and m["seed"] == 0
-    assert m["metrics"]["val_bpc"] > 0 and m["corpus"]["files"][0]["sha256"]
-    assert (tmp_path / "models" / "toy" / "training.png").stat().st_size > 1000
-    assert b.novelty is not None
+    assert (m["title"], m["aliases"], m["generation"]["temperature"]) == ("Игрушка", ["tt"], 0.7)
+    assert m["epochs"] == 3 and m["metrics"]["val_bpc"] > 0 and m["corpus"]["files"][0]["sha256"]
+    assert (models / "toy" / "training.png").stat().st_size > 1000 and b.novelty is not None
+    served = tree(models / "toy")
+
+    # 3. a worse run leaves the served bundle untouched, and says so in one line comparing both
+    worse = run(["--culture", "toy", "--epochs", "1", "--lr", "1e-5", "--run-dir", "runs/worse", *TINY], tmp_path).stdout
+    assert tree(models / "toy") == served
+    (kept,) = [l for l in worse.splitlines() if "kept:" in l]
+    assert re.search(r"held-out [\d.]+ bits/char, the new bundle [\d.]+", kept) and "--force" in kept
+    assert (tmp_path / "runs" / "worse" / "bundle" / "manifest.json").is_file()
+
+    # 4. --resume with nothing left says so; --force installs the worse bundle anyway, keeping a backup
+    forced = run(["--culture", "toy", "--epochs", "1", "--run-dir", "runs/worse", "--resume", "--force", *TINY],
+                 tmp_path).stdout
+    assert "nothing left to train" in forced and "already written" in forced
+    assert "replaced (--force)" in forced
+    assert tree(models / "toy") != served
+    assert tree(next((tmp_path / "runs" / "worse" / "replaced").iterdir())) == served
 
 
-def test_sigint_saves_a_checkpoint_that_resumes(tmp_path, corpus):
+def test_starting_over_a_checkpoint_is_refused_without_resume_or_force(tmp_path, corpus):
+    run(["--culture", "toy", "--epochs", "1", "--no-export", *TINY], tmp_path)
+    before = weights_hash(tmp_path / "runs" / "toy")
+    p = run(["--culture", "toy", "--epochs", "1", "--no-export", *TINY], tmp_path, check=False)
+    assert p.returncode == 2 and lines(p.stderr) == [lines(p.stderr)[0]]
+    assert "runs/toy/checkpoint" in p.stderr and "--resume" in p.stderr and "--force" in p.stderr
+    assert weights_hash(tmp_path / "runs" / "toy") == before
+    p = run(["--culture", "toy", "--epochs", "1", "--seed", "3", "--force", "--no-export", *TINY], tmp_path)
+    assert "starting over" in p.stdout and weights_hash(tmp_path / "runs" / "toy") != before
+
+
+@pytest.mark.parametrize("flag", ["--models-dir", "--run-dir"])
+def test_an_unwritable_output_folder_is_refused_before_training(tmp_path, corpus, flag):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    p = run(["--culture", "toy", "--epochs", "1", flag, str(blocker / "sub"), *TINY], tmp_path, check=False)
+    assert p.returncode == 2
+    (line,) = lines(p.stderr)
+    assert str(blocker / "sub") in line and flag in line and "Traceback" not in p.stderr
+    assert "corpus:" not in p.stdout  # refused before reading the corpus, let alone the first batch
+
+
+def test_interrupts_save_and_resume_with_the_same_epoch_numbers(tmp_path, corpus):
     big = tmp_path / "data" / "big.txt"
     big.write_text(synthetic_text(400, seed=6), encoding="utf-8")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "training.train", "--culture", "big", "--epochs", "50", "--checkpoint-dir", "c",
-            "--no-export", *TINY]
-    p = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "c" / "state.json").exists():
-        time.sleep(0.2)
-    time.sleep(0.5)
+    args = [sys.executable, "-m", "training.train", "--culture", "big", "--epochs", "50", "--no-export", *TINY]
+
+    # Ctrl-C while TensorFlow is still loading: one line, no traceback, nothing saved
+    p = subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().startswith("corpus:")  # the data is read; TensorFlow is imported next
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 128 + signal.SIGINT
+    assert lines(err) == ["interrupted before training started; nothing was saved"], err
+    assert not (tmp_path / "runs" / "big" / "checkpoint" / "state.json").exists()
+
+    # Ctrl-C mid-epoch: a checkpoint, and one line naming the epoch and batch that --resume names too
+    p = subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (tmp_path / "runs" / "big" / "checkpoint" / "state.json").exists():
+        time.sleep(0.2)  # polling for the first epoch's checkpoint; not an assertion on time
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=300)
     assert p.returncode == 128 + signal.SIGINT, err[-1500:]
-    assert "checkpoint saved" in out and "--resume" in out
     assert "Traceback" not in err
-    r = run(["--culture", "big", "--epochs", "2", "--resume", "--checkpoint-dir", "c", "--no-export", *TINY], tmp_path)
-    assert "resumed from" in r.stdout
+    (saved,) = [l for l in lines(out) if l.startswith("SIGINT")]
+    assert "--resume" in saved
+    where = re.compile(r"in epoch (\d+)/\d+ at batch (\d+)/(\d+)|after epoch (\d+)/")
+    r = run(["--culture", "big", "--epochs", "2", "--resume", "--no-export", *TINY], tmp_path)
+    (resumed,) = [l for l in lines(r.stdout) if l.startswith("resumed")]
+    assert where.search(resumed).groups() == where.search(saved).groups()
 
 
 @pytest.mark.parametrize("content,message", [
@@ -95,8 +173,8 @@ def test_bad_corpus_gets_one_line(tmp_path, content, message):
         path.write_bytes(content)
     p = run(["--culture", "bad", "--corpus", str(path), *TINY], tmp_path, check=False)
     assert p.returncode == 2
-    lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
+    (line,) = lines(p.stderr)
+    assert message in line and "Traceback" not in p.stderr
 
 
 def test_init_from_with_foreign_charset_is_refused(tmp_path, corpus):
@@ -105,16 +183,36 @@ def test_init_from_with_foreign_charset_is_refused(tmp_path, corpus):
     assert p.returncode == 2 and "charset lacks" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_init_from_fine_tunes(tmp_path, corpus):
-    run(["--culture", "base", "--corpus", str(corpus), "--epochs", "2", "--models-dir", "base", *TINY], tmp_path)
-    r = run(["--culture", "toy", "--init-from", "base/base", "--epochs", "1", *TINY], tmp_path)
-    b = load_bundle(tmp_path / "models" / "toy")
-    assert b.manifest["training"]["init_from"] == "base"  # the bundle's name, not a path of the machine it was trained on
-    base_bpc = load_bundle(tmp_path / "base" / "base").manifest["metrics"]["val_bpc"]
-    assert b.manifest["metrics"]["val_bpc"] <= base_bpc + 0.05  # starts from the base, does not start over
+def test_a_new_culture_fine_tunes_from_the_base(tmp_path, corpus):
+    # the pretrained base is the bundle folder base/ at the root (the bot serves models/ only)
+    run(["--culture", "base", "--models-dir", ".", "--epochs", "2", *TINY], tmp_path)
+    base = load_bundle(tmp_path / "base")
+    # lower case: every letter of it is in the base's charset (capitals depend on which words start sentences)
+    (tmp_path / "kurdish.txt").write_text(synthetic_text(40, seed=9).lower(), encoding="utf-8")
+    r = run(["--culture", "kurdish", "--corpus", "kurdish.txt", "--init-from", "base", "--epochs", "1", *TINY], tmp_path)
+    assert "installed" in r.stdout
+    b = load_bundle(tmp_path / "models" / "kurdish")
+    assert b.manifest["training"]["init_from"] == "base"  # the base's name, not a path of the machine it was trained on
+    assert b.manifest["training"]["base"] == base.manifest["files"]["model.weights.h5"]
+    assert b.charset.chars == base.charset.chars
+    assert b.manifest["metrics"]["val_bpc"] <= base.manifest["metrics"]["val_bpc"] + 0.05  # starts from the base
 
 
-def test_help_lists_the_options(tmp_path):
+def test_help_shows_each_default_once_and_range_errors_say_the_range(tmp_path):
     out = run(["--help"], tmp_path).stdout
-    for opt in ("--culture", "--corpus", "--models-dir", "--epochs", "--seed", "--resume", "--init-from", "--stride"):
+    for opt in ("--culture", "--corpus", "--models-dir", "--run-dir", "--epochs", "--seed", "--resume", "--force",
+                "--init-from", "--stride", "--no-install"):
         assert opt in out
+    flat = " ".join(out.split())
+    assert "(default: None)" not in flat and "(default: True)" not in flat and "(default: False)" not in flat
+    assert "(default: )" not in flat
+    entries = re.split(r"\n(?=  -)", out)  # one entry per option, its help's wrapped lines joined
+    for entry in entries:
+        assert " ".join(entry.split()).count("(default:") <= 1, entry
+    assert "--epochs EPOCHS total epochs, counting those before a --resume (default: 30)" in flat
+    assert "--temperature TEMPERATURE default sampling temperature (default: 0.5)" in flat
+    p = run(["--culture", "toy", "--epochs", "0"], tmp_path, check=False)
+    assert p.returncode == 2 and lines(p.stderr) == [lines(p.stderr)[0]]
+    assert "at least 1" in p.stderr and "usage" not in p.stderr
+    p = run(["--culture", "toy", "--dropout", "1.5"], tmp_path, check=False)
+    assert "[0, 1)" in p.stderr
