@@ -13,6 +13,9 @@ from tests.conftest import synthetic_text
 from training import recipe
 
 ROOT = Path(__file__).resolve().parents[2]
+# Each test runs training in child processes (TensorFlow import, tracing, export): a few seconds each on a calm
+# machine, minutes on a loaded one; the project's default of 300 s per test is too tight for that.
+pytestmark = pytest.mark.timeout(1800)
 TINY = ["--set", "units=12", "--set", "embedding=6", "--set", "window=24", "--set", "stride=16", "--set", "batch_size=8",
         "--set", "epochs=1", "--set", "sample_every=0"]
 
@@ -71,10 +74,6 @@ def test_the_first_step_runs_is_stamped_and_is_not_rerun(corpora):
     assert not (corpora / "models").exists()  # the pretraining bundle is not served
     again = run(["--only", "base256", *TINY], corpora).stdout
     assert "base256          done" in again and "done already" in again
-    # more epochs in the table (here: the override) continue the checkpoint instead of starting over
-    more = run(["--only", "base256", *TINY, "--set", "epochs=2"], corpora, check=False)
-    assert "resume (after epoch 1 of 2)" in more.stdout and "resumed from" in more.stdout, more.stdout + more.stderr
-    assert json.loads((corpora / "runs" / "base256" / "bundle" / "manifest.json").read_text())["epochs"] == 2
 
 
 def test_a_step_whose_input_is_missing_says_which_step_to_run(corpora):
