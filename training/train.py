@@ -48,7 +48,7 @@ KNOWN = {
 # The parts of the config that define the model; a resumed run must match them.
 ARCH = ("cell", "layers", "units", "embedding")
 # Generation defaults a bundle carries; a replaced bundle's values are kept unless given.
-GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost")
+GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost", "candidates")
 CHECKPOINT, CANDIDATE, REPLACED = "checkpoint", "bundle", "replaced"
 
 
@@ -96,10 +96,11 @@ class TrainConfig:
     min_length: int = 60
     max_length: int = 400
     end_boost: float = 3.0
+    candidates: int = 1
     export: bool = True
 
     def generation(self) -> Settings:
-        return Settings(self.temperature, self.top_k, self.top_p, self.min_length, self.max_length, self.end_boost)
+        return Settings(**{k: getattr(self, k) for k in GENERATION})
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -174,6 +175,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
     g.add_argument("--max-length", type=pos, help=f"longest proverb, characters (default: {d.max_length})")
     g.add_argument("--end-boost", type=ranged(float, 0, 20), help="extra logits for '.', '!', '?' from half the maximum "
                    f"length on, so long proverbs end a sentence (default: {d.end_boost})")
+    g.add_argument("--candidates", type=ranged(int, 1, 16), help="proverbs generated per request, the one whose grammar agrees best "
+                   f"is served (default: {d.candidates})")
     g.add_argument("--no-export", dest="export", action="store_false", help="only train and checkpoint; write no bundle")
     a = p.parse_args(argv)
     if not NAME_RE.match(a.culture):
