@@ -67,6 +67,7 @@ class TrainConfig:
     corpus: list[str] = field(default_factory=list)
     models_dir: str = "models"
     run_dir: str = ""
+    checkpoint: str = ""  # the checkpoint folder, if not RUN_DIR/checkpoint
     epochs: int = 30
     seed: int = 0
     split_seed: int = 0
@@ -104,7 +105,7 @@ class TrainConfig:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return Path(self.run_dir) / CHECKPOINT
+        return Path(self.checkpoint) if self.checkpoint else Path(self.run_dir) / CHECKPOINT
 
     @property
     def candidate_dir(self) -> Path:
@@ -131,6 +132,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
     p.add_argument("--models-dir", default=d.models_dir, metavar="DIR",
                    help="the bundle is installed as DIR/CULTURE if it beats the one there")
     p.add_argument("--run-dir", metavar="DIR", help="checkpoints (DIR/checkpoint) and the new bundle (DIR/bundle) (default: runs/CULTURE)")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="the checkpoint folder (default: RUN_DIR/checkpoint)")
     p.add_argument("--epochs", type=pos, default=d.epochs, help="total epochs, counting those before a --resume")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, dropout and window order")
     p.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint exactly")
@@ -183,7 +185,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
         p.error(f"--culture {a.culture!r} must be a Telegram command: lowercase letters, digits, _; at most 32")
     cfg = TrainConfig(
         culture=a.culture, corpus=a.corpus or [f"data/{a.culture}.txt"], models_dir=a.models_dir,
-        run_dir=a.run_dir or f"runs/{a.culture}", epochs=a.epochs, seed=a.seed,
+        run_dir=a.run_dir or f"runs/{a.culture}", checkpoint=a.checkpoint_dir or "", epochs=a.epochs, seed=a.seed,
         split_seed=a.split_seed, cell=a.cell, layers=a.layers, units=a.units, embedding=a.embedding,
         dropout=a.dropout, window=a.window, stride=a.stride, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr,
         clipnorm=a.clipnorm, val_share=a.val_share, patience=a.patience, lr_patience=a.lr_patience,
@@ -644,7 +646,7 @@ def _portable(config: dict) -> dict:
     config = dict(config)
     config["corpus"] = [Path(p).name for p in config["corpus"]]
     config["init_from"] = Path(config["init_from"]).name if config["init_from"] else ""
-    for k in ("run_dir", "models_dir", "checkpoint_dir"):
+    for k in ("run_dir", "models_dir", "checkpoint"):
         config.pop(k, None)
     return config
 
