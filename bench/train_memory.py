@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     # ours, one epoch in a child process
     with tempfile.TemporaryDirectory(prefix="train-memory-") as tmp:
         cmd = [sys.executable, "-m", "training.train", "--culture", "membench", "--corpus", str(path.resolve()),
-               "--epochs", "1", "--no-export", "--run-dir", str(Path(tmp) / "run"), "--sample-every", "0"]
+               "--epochs", "1", "--no-export", "--checkpoint-dir", str(Path(tmp) / "ckpt"), "--sample-every", "0"]
         if a.steps_per_epoch:
             cmd += ["--steps-per-epoch", str(a.steps_per_epoch)]
         cmd += a.train_args

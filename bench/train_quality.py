@@ -290,7 +290,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="train-quality-") as tmp:
         cfg, _ = train_args(["--culture", "qualitybench", "--corpus", a.corpus, "--epochs", "100000", "--no-export",
-                             "--run-dir", str(Path(tmp) / "run"), "--sample-every", "0", "--seed", str(a.seed),
+                             "--checkpoint-dir", str(Path(tmp) / "ckpt"), "--sample-every", "0", "--seed", str(a.seed),
                              *a.train_args])
         try:
             corpus = read_corpus(a.corpus)
