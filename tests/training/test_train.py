@@ -184,7 +184,7 @@ def test_init_from_with_foreign_charset_is_refused(tmp_path, corpus):
 
 def test_a_new_culture_fine_tunes_from_the_base(tmp_path, corpus):
     # the pretrained base is the bundle folder base/ at the root (the bot serves models/ only)
-    run(["--culture", "base", "--models-dir", ".", "--epochs", "2", *TINY], tmp_path)
+    run(["--culture", "base", "--corpus", str(corpus), "--models-dir", ".", "--epochs", "2", *TINY], tmp_path)
     base = load_bundle(tmp_path / "base")
     # lower case: every letter of it is in the base's charset (capitals depend on which words start sentences)
     (tmp_path / "kurdish.txt").write_text(synthetic_text(40, seed=9).lower(), encoding="utf-8")
