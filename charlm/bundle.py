@@ -172,17 +172,21 @@ def write_bundle(dest: str | Path, files: dict[str, str | bytes | Path], manifes
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        # swap: old bundle aside, new one in, old one removed; a crash leaves either the old or the new
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Put folder `tmp` in place of `dest`: old one aside, new one in, old one removed; a crash leaves either."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

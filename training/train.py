@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from charlm import BundleError, Charset, Request, Runtime, Settings, generate, load_bundle
-from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS
+from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
 from charlm.text import END
 
 from .cli import HelpFormatter, Parser, quiet_tensorflow, ranged
@@ -627,15 +627,7 @@ def _swap_in(src: Path, dest: Path) -> None:
         umask = os.umask(0o022)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
