@@ -112,15 +112,20 @@ def cmd_run(settings: Settings) -> int:
         return fail(f"Telegram: {e}")
     except StartupError as e:
         return fail(str(e))
+    if services.failure:
+        return fail(services.failure)
     return 0
 
 
 def _not_startup_failure(record: logging.LogRecord) -> bool:
-    """Drop python-telegram-bot's traceback for a failed startup (getMe); main says it in one line."""
-    from telegram.error import TelegramError
+    """Drop python-telegram-bot's tracebacks for a failed startup (getMe) and for polling that cannot go on
+    (401/404/409): main says it in one line."""
+    from telegram.error import Conflict, InvalidToken, TelegramError
 
     exc = record.exc_info[1] if record.exc_info else None
-    return not (isinstance(exc, TelegramError) and record.name.startswith("telegram") and "Bootstrap" in record.getMessage())
+    if not (isinstance(exc, TelegramError) and record.name.startswith("telegram")):
+        return True
+    return not ("Bootstrap" in record.getMessage() or isinstance(exc, (InvalidToken, Conflict)))
 
 
 def cmd_chat(settings: Settings, lang: str) -> int:

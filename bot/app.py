@@ -16,6 +16,7 @@ from . import handlers, health
 from .errors import StartupError
 from .limits import TelegramLimiter
 from .logs import REDACTOR
+from .polling import PollingBot
 from .services import MenuEntry, Services
 from .settings import Settings
 
@@ -43,42 +44,44 @@ def build_application(
     if not token:
         raise StartupError("BOT_TOKEN is not set: put the token from @BotFather in the environment or .env "
                            "(or talk to the bot in the terminal: python -m bot chat)")
-    builder = (
-        Application.builder()
-        .token(token)
-        .base_url(settings.bot_api_base_url)
-        .concurrent_updates(settings.concurrent_updates)
-        .post_init(on_startup)
-        .post_stop(on_stop)
-    )
     if request is None:
-        builder = (
-            builder.request(HTTPXRequest(
+        bot = PollingBot(
+            token,
+            base_url=settings.bot_api_base_url,
+            request=HTTPXRequest(
                 connection_pool_size=settings.connection_pool_size,
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
                 write_timeout=settings.write_timeout,
                 pool_timeout=settings.pool_timeout,
-            ))
-            .get_updates_request(HTTPXRequest(
+            ),
+            get_updates_request=HTTPXRequest(
                 connection_pool_size=1,
                 connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,  # PTB adds the long-poll timeout to this
+                read_timeout=settings.read_timeout,  # get_updates adds the long-poll timeout to this
                 write_timeout=settings.write_timeout,
                 pool_timeout=settings.pool_timeout,
-            ))
-            .rate_limiter(TelegramLimiter(
+            ),
+            rate_limiter=TelegramLimiter(
                 overall_rate=settings.overall_rate,
                 chat_rate=settings.chat_rate,
                 group_rate_per_minute=settings.group_rate,
                 max_retries=settings.max_retries,
                 throttle=settings.outgoing_rate_limit,
-            ))
+            ),
         )
     else:
-        builder = builder.request(request).get_updates_request(request)
-    app = builder.build()
+        bot = PollingBot(token, base_url=settings.bot_api_base_url, request=request, get_updates_request=request)
+    app = (
+        Application.builder()
+        .bot(bot)
+        .concurrent_updates(settings.concurrent_updates)
+        .post_init(on_startup)
+        .post_stop(on_stop)
+        .build()
+    )
     app.bot_data["services"] = services
+    bot._on_fatal = lambda why: fail_for_good(app, why)
     handlers.register(app, services)
     for plugin in plugins:
         plugin(app, services)
@@ -93,7 +96,7 @@ async def on_startup(app: Application) -> None:
     await set_commands(app, services.menu)
     hb = services.settings.heartbeat_file
     if hb is not None and app.job_queue is not None:
-        health.beat(hb)
+        health.beat(hb, services.health)
         app.job_queue.run_repeating(heartbeat, interval=services.settings.heartbeat_interval,
                                     first=services.settings.heartbeat_interval, name="heartbeat")
     for hook in services.on_startup:
@@ -114,14 +117,30 @@ async def on_stop(app: Application) -> None:
     await services.generator.stop()
     hb = services.settings.heartbeat_file
     if hb is not None and app.job_queue is not None:
-        hb.unlink(missing_ok=True)
+        if services.failure:  # leave the reason for `python -m bot health`
+            health.beat(hb, services.health)
+        else:
+            hb.unlink(missing_ok=True)
     log.info("stopped; generated %d proverbs in %d batches (largest %d)", services.generator.stats.requests,
              services.generator.stats.batches, services.generator.stats.largest)
 
 
 async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Job: rewrite the heartbeat file; it goes stale when the event loop is stuck."""
-    health.beat(context.application.bot_data["services"].settings.heartbeat_file)
+    services: Services = context.application.bot_data["services"]
+    health.beat(services.settings.heartbeat_file, services.health)
+
+
+def fail_for_good(app: Application, why: str) -> None:
+    """Polling can never succeed again: say why (once), fail the health check now, and stop the bot."""
+    services: Services = app.bot_data["services"]
+    if services.failure:
+        return
+    services.failure = why
+    log.critical("%s; stopping", why)
+    if services.settings.heartbeat_file is not None:
+        health.beat(services.settings.heartbeat_file, services.health)
+    app.stop_running()
 
 
 async def set_commands(app: Application, menu: list[MenuEntry]) -> None:

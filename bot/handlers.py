@@ -238,6 +238,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with its traceback and tell the user something went wrong."""
+    if update is None and isinstance(context.error, TelegramError):  # polling failed; it retries with backoff
+        log.warning("polling: %s: %s", type(context.error).__name__, context.error)
+        return
     log.error("error while handling update %s", getattr(update, "update_id", None), exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None or update.effective_message is None:
         return

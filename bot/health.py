@@ -1,4 +1,9 @@
-"""The heartbeat file: the running bot rewrites it; `python -m bot health` says whether it is fresh."""
+"""The heartbeat file: the running bot rewrites it; `python -m bot health` says whether it is fresh.
+
+The file holds the time of the beat, then optionally one line of state: `failed: why` (the bot is
+ending and will not recover: health fails at once) or `degraded: why` (it serves, with a part down:
+health passes and says so).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import time
 from pathlib import Path
 
 
-def beat(path: Path) -> None:
-    """Write the current time to `path` atomically (a reader never sees half a file)."""
+def beat(path: Path, state: str | None = None) -> None:
+    """Write the current time (and `state`) to `path` atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{time.time():.3f}\n", encoding="ascii")
+    body = f"{time.time():.3f}\n" + (" ".join(state.split()) + "\n" if state else "")
+    tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -23,6 +29,15 @@ def age(path: Path) -> float | None:
         return None
 
 
+def state(path: Path) -> str | None:
+    """The state line of the last beat, or None (all well, or no file)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    return lines[1].strip() or None if len(lines) > 1 else None
+
+
 def check(path: Path | None, max_age: float) -> tuple[bool, str]:
     """(healthy, one line saying why)."""
     if path is None:
@@ -30,6 +45,11 @@ def check(path: Path | None, max_age: float) -> tuple[bool, str]:
     a = age(path)
     if a is None:
         return False, f"no heartbeat file at {path} (is the bot running?)"
+    s = state(path)
+    if s and s.startswith("failed"):
+        return False, f"the bot {s}"
     if a > max_age:
         return False, f"stale heartbeat: {path} is {a:.0f} s old (limit {max_age:g} s); the bot is stuck or stopped"
+    if s:
+        return True, f"ok but {s}: heartbeat {a:.1f} s old"
     return True, f"ok: heartbeat {a:.1f} s old"

@@ -50,6 +50,8 @@ class Services:
     allowed_updates: list[str] = field(default_factory=lambda: ["message", "inline_query", "callback_query", "my_chat_member"])
     votes: "Votes | None" = None  # readers' votes (bot.votes.plugin); None: not collected
     digests: dict[str, str] = field(default_factory=dict)  # bundle name -> sha256 of its manifest.json
+    failure: str | None = None  # why the bot is ending for good (set once; the process exits non-zero)
+    degraded: dict[str, str] = field(default_factory=dict)  # part ("subscriptions") -> why it is down
 
     def digest(self, name: str) -> str:
         """The bundle's sha256: of its manifest.json, which holds the sha256 of every other file of it."""
@@ -57,6 +59,15 @@ class Services:
         if d is None:
             d = self.digests[name] = sha256_file(self.bundles[name].path / "manifest.json")
         return d
+
+    @property
+    def health(self) -> str | None:
+        """The heartbeat's state line: `failed: …`, `degraded: …`, or None when all is well."""
+        if self.failure:
+            return f"failed: {self.failure}"
+        if self.degraded:
+            return "degraded: " + "; ".join(f"{k} unavailable ({v})" for k, v in sorted(self.degraded.items()))
+        return None
 
     @property
     def names(self) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -53,6 +54,7 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     description: str = "Internal Server Error"
+    body: str | None = None  # answer 200 with this raw body instead (malformed JSON, a result of the wrong shape)
 
 
 @dataclass
@@ -215,11 +217,12 @@ class FakeBotAPI:
         return [(c.params.get("callback_query_id", ""), c.params.get("text", "")) for c in self.calls_of("answerCallbackQuery")]
 
     def fail(self, method: str, status: int = 500, times: int = 1, retry_after: int | None = None,
-             delay: float = 0.0, description: str = "Internal Server Error") -> None:
-        """Make the next `times` calls of `method` fail with `status` (429 with retry_after) or be slow."""
+             delay: float = 0.0, description: str = "Internal Server Error", body: str | None = None) -> None:
+        """Make the next `times` calls of `method` fail with `status` (429 with retry_after), be slow, or
+        answer 200 with the raw `body` (a message method still "sends" the message then)."""
         if retry_after is not None:
             status, description = 429, f"Too Many Requests: retry after {retry_after}"
-        fault = Fault(status, retry_after, delay, description)
+        fault = Fault(status, retry_after, delay, description, body)
         self._in_loop(lambda: self._faults.setdefault(method, deque()).extend([fault] * times))
 
     # -- reading (any thread) -------------------------------------------------------------------
@@ -322,6 +325,11 @@ class FakeBotAPI:
             fault = faults.popleft()
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.body is not None:
+                call.status = 200
+                if method in MESSAGE_METHODS:  # the message did go out; only the answer is broken
+                    await self._api_sendMessage(Call(method, params, call.t))
+                return web.Response(text=fault.body, content_type="application/json")
             if fault.status:
                 return self._error(call, fault.status, fault.description,
                                    {"retry_after": fault.retry_after} if fault.retry_after else None)
@@ -459,6 +467,7 @@ def user(user_id: int, lang: str = "ru") -> dict:
 
 
 _MSG_IDS = itertools.count(1)
+COMMAND_ENTITY = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?", re.ASCII)
 
 
 def message(chat_id: int, text: str, user_id: int | None = None, lang: str = "ru", chat_type: str = "private") -> dict:
@@ -467,8 +476,9 @@ def message(chat_id: int, text: str, user_id: int | None = None, lang: str = "ru
     chat = {"id": chat_id, "type": chat_type}
     chat.update({"first_name": f"user{uid}"} if chat_type == "private" else {"title": f"group {chat_id}"})
     msg = {"message_id": next(_MSG_IDS), "date": int(time.time()), "chat": chat, "from": user(uid, lang), "text": text}
-    if text.startswith("/"):
-        msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    command = COMMAND_ENTITY.match(text)
+    if command:  # as Telegram marks it: the entity ends at the first character a command cannot hold
+        msg["entities"] = [{"type": "bot_command", "offset": 0, "length": command.end()}]
     return msg
 
 
