@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MAX_SEED = 999_999_999
@@ -37,7 +38,8 @@ class ArgError(ValueError):
 
 
 def split_command(text: str | None) -> Command | None:
-    """`/name@bot rest` -> Command; None when the text is not a command."""
+    """`/name@bot rest` -> Command, split at the first whitespace (for our own replay footers; a user's
+    message is read by its entity: command_of); None when the text is not a command."""
     if not text or not text.startswith("/"):
         return None
     parts = text[1:].split(maxsplit=1)
@@ -47,17 +49,57 @@ def split_command(text: str | None) -> Command | None:
     return Command(name.lower(), mention or None, parts[1] if len(parts) > 1 else "")
 
 
+# what Telegram marks as a command: the entity ends at the first character a command cannot hold
+COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?", re.ASCII)
+
+
+def command_of(message) -> Command | None:
+    """The command in a Telegram Message (its bot_command entity at offset 0); None when there is none."""
+    text = getattr(message, "text", None)
+    for e in getattr(message, "entities", None) or ():
+        if e.type == "bot_command" and e.offset == 0 and text:
+            return entity_command(text, e.length)
+    return None
+
+
+def command_entity_length(text: str) -> int:
+    """The length of the bot_command entity Telegram would mark at the start of `text` (0: none)."""
+    m = COMMAND_RE.match(text)
+    return m.end() if m else 0
+
+
+def entity_command(text: str, length: int) -> Command:
+    """The command Telegram marked at the start of `text` (a bot_command entity `length` UTF-16 units long).
+
+    Telegram ends the entity at the first character a command cannot hold, so `/sufi, Однажды` and
+    `/sufi\u200b` are the command /sufi. The rest is everything after the entity, less the punctuation and
+    invisible characters (zero-width space, RLM, ...) that stuck to the command.
+    """
+    units = text.encode("utf-16-le")
+    head = units[: 2 * length].decode("utf-16-le", errors="ignore")
+    rest = units[2 * length :].decode("utf-16-le", errors="ignore")
+    name, _, mention = head[1:].partition("@")
+    return Command(name.lower(), mention or None, _strip_stuck(rest))
+
+
+def _strip_stuck(rest: str) -> str:
+    i = 0
+    while i < len(rest) and (rest[i].isspace() or unicodedata.category(rest[i])[0] in "PC"):
+        i += 1
+    return rest[i:]
+
+
 def parse_args(rest: str, max_temperature: float = 2.0) -> ProverbArgs:
     """`Однажды t=0.6 seed=42` -> ProverbArgs; options may stand anywhere, the other words are the prefix."""
     words, temperature, seed = [], None, None
-    for word in rest.split():
+    for word in "".join(c for c in rest if unicodedata.category(c) != "Cf").split():  # drop invisible characters
         m = _OPTION.match(word)
         if not m:
             words.append(word)
             continue
         key, value = m.group(1).lower(), m.group(2).replace(",", ".")
         if key == "seed":
-            if not value.isdigit() or int(value) > MAX_SEED:
+            if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:  # "²".isdigit(), but int("²") fails
                 raise ArgError("bad_seed", max=MAX_SEED)
             seed = int(value)
         else:

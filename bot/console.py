@@ -23,6 +23,7 @@ from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
 from .app import Plugin, build_application
+from .commands import command_entity_length
 from .limits import UserRateLimiter
 from .services import Services
 from .settings import Settings
@@ -110,9 +111,9 @@ def line_to_update(line: str, n: int, lang: str) -> dict:
         return {"update_id": n, "inline_query": {"id": str(n), "from": user, "query": query, "offset": ""}}
     message = {"message_id": n, "date": int(time.time()), "chat": {"id": CHAT_ID, "type": "private", "first_name": "you"},
                "from": user, "text": line}
-    if line.startswith("/"):
-        head = line.split(maxsplit=1)[0]
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(head)}]
+    length = command_entity_length(line)  # marked as Telegram marks it
+    if length:
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
     return {"update_id": n, "message": message}
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 
 from telegram import (
     InlineKeyboardMarkup, InlineQueryResultArticle, InputTextMessageContent, Message, ReplyParameters, Update,
@@ -19,7 +20,7 @@ from telegram.ext import (
 from charlm.text import normalize_prefix
 
 from . import buttons, replies
-from .commands import ArgError, ProverbArgs, parse_args, replay_command, split_command
+from .commands import ArgError, ProverbArgs, command_of, parse_args, replay_command
 from .services import MenuEntry, Services, get_services
 from .texts import lang_of, text
 
@@ -125,14 +126,14 @@ def proverb_buttons(services: Services, name: str, seed: int, temperature: float
 async def culture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Reply with a new proverb from the bundle the command (or alias) names."""
     services = get_services(context)
-    cmd = split_command(update.effective_message.text)
+    cmd = command_of(update.effective_message)
     await reply_proverb(update, context, services.commands[cmd.name], cmd.rest)
 
 
 async def random_culture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Reply with a new proverb from a culture picked at random."""
     services = get_services(context)
-    cmd = split_command(update.effective_message.text)
+    cmd = command_of(update.effective_message)
     await reply_proverb(update, context, random.choice(services.names), cmd.rest if cmd else "")
 
 
@@ -150,8 +151,9 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Describe one model: corpus size, validation bits per character, training date."""
     services = get_services(context)
     lang = user_lang(update)
-    cmd = split_command(update.effective_message.text)
-    name = (cmd.rest.split() or [""])[0].lstrip("/").lower() if cmd else ""
+    cmd = command_of(update.effective_message)
+    first = re.match(r"/?(\w+)", cmd.rest) if cmd else None
+    name = first.group(1).lower() if first else ""
     if not name:
         await send(update, context, text("about_usage", lang, example=services.names[0]))
     elif name not in services.commands:
@@ -170,7 +172,7 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Say that the command is unknown and which ones there are."""
     msg = update.effective_message
-    cmd = split_command(msg.text)
+    cmd = command_of(msg)
     if update.effective_chat.type != ChatType.PRIVATE and (cmd.mention or "").lower() != (context.bot.username or "").lower():
         return  # in a group, a command without our name may be another bot's
     services = get_services(context)

@@ -10,7 +10,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ChatMemberHandler, CommandHandler, ContextTypes
 
-from ..commands import split_command
+from ..commands import command_of
 from ..handlers import NEW_MESSAGES, send, user_lang
 from ..replies import command_list
 from ..services import MenuEntry, Services, get_services
@@ -33,7 +33,7 @@ def get_scheduler(context: ContextTypes.DEFAULT_TYPE) -> Scheduler:
 
 
 def args_of(update: Update) -> list[str]:
-    cmd = split_command(update.effective_message.text)
+    cmd = command_of(update.effective_message)
     return cmd.rest.split() if cmd else []
 
 

@@ -86,3 +86,18 @@ def test_a_second_poller_ends_the_process_and_fails_health(tiny_models, tmp_path
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "another process polls" in last
     assert health.returncode == 1
+
+
+def test_a_command_followed_by_punctuation_or_an_invisible_character_is_answered(api, start_bot):
+    start_bot()
+    for i, text in enumerate(["/alpha,", "/alpha!", "/alpha…", "/alpha\u200b", "/alpha\u200f", "/al,Однажды",
+                              "/alpha seed=²"]):
+        chat = 100 + i
+        api.send_text(chat, text)
+        reply = api.wait_sent(chat)[0]
+        assert "Что-то пошло не так" not in reply, (text, reply)
+        if "seed" in text:
+            assert "Зерно" in reply  # the polite usage line
+        else:
+            assert "\n\n/alpha " in reply, (text, reply)  # a proverb, with its replay footer
+    assert api.sent(105)[0].split("\n\n")[-1].startswith("/alpha Однажды seed=")

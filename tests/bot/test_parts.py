@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bot.commands import ArgError, ProverbArgs, parse_args, replay_command, split_command
+from bot.commands import ArgError, ProverbArgs, command_entity_length, entity_command, parse_args, replay_command
 from bot.limits import UserRateLimiter, Window
 from bot.logs import REDACTED, Redactor, RedactingFormatter
 from bot.replies import TELEGRAM_LIMIT, fit, proverb_reply
@@ -17,20 +17,27 @@ from bot.texts import TEXTS, lang_of
 from charlm import Result
 
 
-def test_split_command():
-    c = split_command("/Sufi@ProverbsBot  Однажды\nмудрец")
+def test_a_command_is_what_its_entity_marks_and_the_rest_is_everything_after():
+    text = "/Sufi@ProverbsBot  Однажды\nмудрец"
+    c = entity_command(text, command_entity_length(text))
     assert (c.name, c.mention, c.rest) == ("sufi", "ProverbsBot", "Однажды\nмудрец")
-    c = split_command("/sufi")
-    assert (c.name, c.mention, c.rest) == ("sufi", None, "")
-    assert split_command("sufi") is None and split_command("") is None
+    # punctuation and invisible characters end the command (as Telegram marks it) and are not the prefix
+    for text in ("/sufi", "/sufi,", "/sufi!", "/sufi…", "/sufi\u200b", "/sufi\u200f", "/sufi\u2060 "):
+        c = entity_command(text, command_entity_length(text))
+        assert (c.name, c.mention, c.rest) == ("sufi", None, ""), repr(text)
+    assert entity_command("/sufi,Однажды мудрец", 5).rest == "Однажды мудрец"
+    # the entity's length counts UTF-16 units, as Telegram's offsets do
+    assert entity_command("/sufi 😀 мудрец", 5).rest == "😀 мудрец"
+    assert command_entity_length("sufi") == 0 and command_entity_length("/") == 0
 
 
 def test_parse_args_options_anywhere():
     assert parse_args("Однажды мудрец t=0.6 seed=42") == ProverbArgs("Однажды мудрец", 0.6, 42)
     assert parse_args("seed=7 Однажды TEMP=0,5") == ProverbArgs("Однажды", 0.5, 7)
     assert parse_args("") == ProverbArgs()
+    assert parse_args("Одна\u200bжды\u200f seed=\u200b7") == ProverbArgs("Однажды", None, 7)  # invisible characters dropped
     for bad, key in [("t=abc", "bad_temperature"), ("t=3", "bad_temperature"), ("seed=-1", "bad_seed"),
-                     ("seed=1e3", "bad_seed"), ("seed=9999999999", "bad_seed")]:
+                     ("seed=1e3", "bad_seed"), ("seed=9999999999", "bad_seed"), ("seed=²", "bad_seed")]:
         with pytest.raises(ArgError) as e:
             parse_args(bad, max_temperature=2.0)
         assert e.value.key == key
