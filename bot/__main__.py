@@ -190,8 +190,11 @@ def _find_bundle(models_dir: Path, name: str):
             manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        names.append(manifest.get("name", path.name))
-        if name in [a.lower() for a in manifest.get("aliases", [])]:
+        if not isinstance(manifest, dict):
+            continue
+        names.append(str(manifest.get("name", path.name)))
+        aliases = manifest.get("aliases")
+        if isinstance(aliases, list) and name in [str(a).lower() for a in aliases]:
             return load_bundle(path)
     if not names:
         raise StartupError(f"no bundles in MODELS_DIR={models_dir}")
@@ -199,28 +202,32 @@ def _find_bundle(models_dir: Path, name: str):
 
 
 def cmd_check(settings: Settings) -> int:
+    from .generation import survey_bundles
+
     setup_logging("WARNING")
-    paths = find_bundles(settings.models_dir)
-    if not paths:
+    bundles, problems = survey_bundles(settings.models_dir)
+    if not bundles and not problems:
         return fail(f"no bundles in MODELS_DIR={settings.models_dir}")
-    bad = 0
-    for path in paths:
+    for path, line in problems:
+        print(f"FAIL {path.name}: {line}")
+    failed = {path for path, _ in problems}
+    for bundle in bundles.values():
+        if bundle.path in failed:
+            continue
         try:
-            bundle = load_bundle(path)
-            problems = bundle.check_golden()
-        except BundleError as e:
-            problems = [str(e)]
-        except Exception as e:  # noqa: BLE001 - any failure to load or run is this bundle's problem
-            problems = [f"{path}: {type(e).__name__}: {e}"]
-        if problems:
-            bad += 1
-            print(f"FAIL {path.name}: " + "; ".join(problems))
+            golden = bundle.check_golden()
+        except Exception as e:  # noqa: BLE001 - any failure to run is this bundle's problem
+            golden = [f"{bundle.path}: {type(e).__name__}: {e}"]
+        if golden:
+            failed.add(bundle.path)
+            print(f"FAIL {bundle.path.name}: " + "; ".join(golden))
         else:
             n = len(bundle.manifest.get("golden", []))
-            bpc = bundle.manifest.get("metrics", {}).get("val_bpc")
+            metrics = bundle.manifest.get("metrics")
+            bpc = metrics.get("val_bpc") if isinstance(metrics, dict) else None
             extra = f", validation {bpc:.3f} bits/char" if isinstance(bpc, (int, float)) else ""
             print(f"ok   {bundle.name}: {n} golden samples reproduced{extra}")
-    return 1 if bad else 0
+    return 1 if failed else 0
 
 
 def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:

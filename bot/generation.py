@@ -21,23 +21,37 @@ from .errors import StartupError
 log = logging.getLogger(__name__)
 
 
-def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
-    """Every bundle under `models_dir`, verified, by name; StartupError when none or one is broken."""
-    models_dir = Path(models_dir)
-    paths = find_bundles(models_dir)
-    if not paths:
-        why = "no such folder" if not models_dir.is_dir() else "no bundle folders (with manifest.json) in it"
-        raise StartupError(f"no bundles in MODELS_DIR={models_dir} ({why}); train one with "
-                           f"`python -m training.train --culture NAME` or point MODELS_DIR at a models folder")
+def survey_bundles(models_dir: str | Path, reserved: tuple[str, ...] | None = None) -> tuple[dict[str, Bundle], list[tuple[Path, str]]]:
+    """Load every bundle folder under `models_dir` and check them together: the one validation that startup
+    and `python -m bot check` share. -> (the bundles that loaded, by name; (folder, problem) for each problem:
+    a broken bundle, two bundles of one name, a command that clashes with the bot's own or another bundle's)."""
+    reserved = RESERVED if reserved is None else reserved
     bundles: dict[str, Bundle] = {}
-    for p in paths:
+    problems: list[tuple[Path, str]] = []
+    for p in find_bundles(models_dir):
         try:
             b = load_bundle(p)
         except BundleError as e:
-            raise StartupError(f"broken bundle: {e}") from None
+            problems.append((p, f"broken bundle: {e}"))
+            continue
         if b.name in bundles:
-            raise StartupError(f"two bundles are named {b.name!r}: {bundles[b.name].path} and {b.path}")
+            problems.append((p, f"two bundles are named {b.name!r}: {bundles[b.name].path} and {b.path}"))
+            continue
         bundles[b.name] = b
+    problems += [(bundles[name].path, line) for name, line in command_problems(bundles, reserved)]
+    return bundles, problems
+
+
+def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
+    """Every bundle under `models_dir`, verified, by name; StartupError when none or one is broken."""
+    models_dir = Path(models_dir)
+    bundles, problems = survey_bundles(models_dir)
+    if problems:
+        raise StartupError(problems[0][1])
+    if not bundles:
+        why = "no such folder" if not models_dir.is_dir() else "no bundle folders (with manifest.json) in it"
+        raise StartupError(f"no bundles in MODELS_DIR={models_dir} ({why}); train one with "
+                           f"`python -m training.train --culture NAME` or point MODELS_DIR at a models folder")
     return bundles
 
 
@@ -45,21 +59,31 @@ def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
 RESERVED = ("start", "help", "random", "about", "subscribe", "unsubscribe", "subscriptions", "timezone")
 
 
-def command_table(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> dict[str, str]:
-    """Command (name or alias, lower case) -> bundle name; StartupError on a clash."""
+def command_problems(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> list[tuple[str, str]]:
+    """(bundle name, problem) for each command (name or alias) that is not a Telegram command or is taken."""
     table: dict[str, str] = {}
+    out = []
     for b in bundles.values():
         for command in [b.name, *b.aliases]:
             command = command.lower()
             other = table.get(command)
             if command in reserved:
-                raise StartupError(f"bundle {b.name!r} would take the bot's own command /{command} ({b.path / 'manifest.json'})")
-            if other is not None and other != b.name:
-                raise StartupError(f"/{command} of bundle {b.name!r} is already the command of {other!r} ({b.path / 'manifest.json'})")
-            if not NAME_RE.match(command):
-                raise StartupError(f"alias {command!r} of bundle {b.name!r} is not a Telegram command ([a-z0-9_]{{1,32}})")
-            table[command] = b.name
-    return table
+                out.append((b.name, f"bundle {b.name!r} would take the bot's own command /{command} ({b.path / 'manifest.json'})"))
+            elif other is not None and other != b.name:
+                out.append((b.name, f"/{command} of bundle {b.name!r} is already the command of {other!r} ({b.path / 'manifest.json'})"))
+            elif not NAME_RE.match(command):
+                out.append((b.name, f"alias {command!r} of bundle {b.name!r} is not a Telegram command ([a-z0-9_]{{1,32}})"))
+            else:
+                table[command] = b.name
+    return out
+
+
+def command_table(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> dict[str, str]:
+    """Command (name or alias, lower case) -> bundle name; StartupError on a clash."""
+    problems = command_problems(bundles, reserved)
+    if problems:
+        raise StartupError(problems[0][1])
+    return {c.lower(): b.name for b in bundles.values() for c in [b.name, *b.aliases]}
 
 
 @dataclass

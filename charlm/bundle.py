@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .charset import Charset
 from .errors import BundleError
 from .candidates import generate_best
@@ -83,27 +85,95 @@ class Bundle:
         return problems
 
 
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# decoding settings in a manifest: field -> the JSON type it must have (bool is never a number here)
+_SETTING_TYPES = {"temperature": (int, float), "top_k": (int,), "top_p": (int, float), "min_length": (int,),
+                  "max_length": (int,), "end_boost": (int, float)}
+
+
+def _is(value, types: tuple) -> bool:
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def settings_problems(where: str, data) -> list[str]:
+    """Problems of decoding settings `data` (a manifest's `generation`, a golden sample's `settings`)."""
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [f"{where}: must be an object of decoding settings, got {type(data).__name__}"]
+    problems = [f"{where}.{k}: must be a {' or '.join(t.__name__ for t in types)}, got {data[k]!r}"
+                for k, types in _SETTING_TYPES.items() if k in data and not _is(data[k], types)]
+    if not problems:
+        try:
+            Settings.from_dict(data)  # the ranges (temperature 0..5, 1 <= min_length <= max_length, ...)
+        except ValueError as e:
+            problems.append(f"{where}: {e}")
+    return problems
+
+
+def manifest_problems(manifest) -> list[str]:
+    """Every malformed field of a parsed manifest.json, one `field: problem` each (empty: it is well formed)."""
+    if not isinstance(manifest, dict):
+        return [f"must be a JSON object, got a JSON {type(manifest).__name__}"]
+    m = manifest
+    problems = []
+    if m.get("format") != FORMAT_VERSION:
+        problems.append(f"format: unsupported bundle format {m.get('format')!r} (this version reads {FORMAT_VERSION})")
+    name = m.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.append(f"name: {name!r} is not a Telegram command ([a-z0-9_]{{1,32}})")
+    for key in ("title", "description", "charset_sha256"):
+        if key in m and m[key] is not None and not isinstance(m[key], str):
+            problems.append(f"{key}: must be text, got {m[key]!r}")
+    aliases = m.get("aliases", [])
+    if not isinstance(aliases, list):
+        problems.append(f"aliases: must be a list of commands (e.g. [\"suf\"]), got {aliases!r}")
+    else:
+        problems += [f"aliases: {a!r} is not a Telegram command ([a-z0-9_]{{1,32}})"
+                     for a in aliases if not isinstance(a, str) or not NAME_RE.match(a.lower())]
+    files = m.get("files")
+    if not isinstance(files, dict):
+        problems.append(f"files: must be an object of file name -> sha256, got {files!r}"[:200])
+    else:
+        problems += [f"files: no sha256 for {f}" for f in REQUIRED if f not in files]
+        problems += [f"files.{f}: {d!r} is not a sha256 (64 hex digits)"[:200] for f, d in files.items()
+                     if not isinstance(d, str) or not HEX64.match(d)]
+        problems += [f"files: {f!r} is not a file name in the bundle folder" for f in files
+                     if Path(f).name != f or f in (".", "..", MANIFEST)]
+    problems += settings_problems("generation", m.get("generation"))
+    window = m.get("novelty_window", 40)
+    if not _is(window, (int,)) or window < 1:
+        problems.append(f"novelty_window: must be a whole number of characters >= 1, got {window!r}")
+    golden = m.get("golden", [])
+    if not isinstance(golden, list):
+        problems.append(f"golden: must be a list of samples, got {type(golden).__name__}")
+    else:
+        for i, g in enumerate(golden):
+            if not isinstance(g, dict) or not _is(g.get("seed"), (int,)) or not isinstance(g.get("text"), str) \
+                    or not isinstance(g.get("prefix", ""), str):
+                problems.append(f"golden[{i}]: must be an object with seed (a whole number), text and prefix (text)")
+            else:
+                problems += settings_problems(f"golden[{i}].settings", g.get("settings"))
+    return problems
+
+
 def load_bundle(path: str | Path) -> Bundle:
-    """Load and verify `path`; raises BundleError naming the file and the mismatch."""
+    """Load and verify `path`; raises BundleError naming the file and the mismatch (or every malformed field)."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(path, "not a bundle folder")
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise BundleError(mpath, "missing file")
+        raise BundleError(mpath, "missing file: a bundle folder needs its manifest.json (export the bundle again, "
+                                 "or move the folder out of the models folder)")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise BundleError(mpath, f"not valid JSON ({e})") from None
-    if manifest.get("format") != FORMAT_VERSION:
-        raise BundleError(mpath, f"unsupported bundle format {manifest.get('format')!r} (this version reads {FORMAT_VERSION})")
-    name = manifest.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise BundleError(mpath, f"name {name!r} is not a Telegram command ([a-z0-9_]{{1,32}})")
-    files = manifest.get("files", {})
-    for fname in REQUIRED:
-        if fname not in files:
-            raise BundleError(mpath, f"no sha256 for {fname}")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise BundleError(mpath, "; ".join(problems))
+    files = manifest["files"]
     for fname, digest in files.items():
         fpath = path / fname
         if not fpath.is_file():
@@ -117,21 +187,38 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(path / CHARSET, str(e)) from None
     if manifest.get("charset_sha256") not in (None, charset.sha256):
         raise BundleError(path / CHARSET, "charset hash differs from the manifest's")
-    runtime = Runtime.load(path / MODEL_JSON, path / WEIGHTS)
+    try:
+        runtime = Runtime.load(path / MODEL_JSON, path / WEIGHTS)
+    except BundleError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a model.json of another shape: name the file, never a traceback
+        raise BundleError(path / MODEL_JSON, f"not a model this runtime can run ({type(e).__name__}: {e})") from None
     if len(charset) != runtime.vocab_size:
         raise BundleError(path / CHARSET, f"charset has {len(charset)} characters but the model has {runtime.vocab_size} embedding rows / output units")
     novelty = None
     if NOVELTY in files:
-        novelty = NoveltyIndex.load(path / NOVELTY, int(manifest.get("novelty_window", 40)))
+        try:
+            hashes = np.load(path / NOVELTY, allow_pickle=False)
+            if hashes.ndim != 1 or hashes.dtype != np.uint32:
+                raise ValueError(f"expected a 1-D uint32 array, found {hashes.ndim}-D {hashes.dtype}")
+        except (ValueError, OSError, EOFError) as e:
+            raise BundleError(path / NOVELTY, f"not a novelty index ({e})") from None
+        novelty = NoveltyIndex(hashes, int(manifest.get("novelty_window", 40)))
     return Bundle(path, manifest, charset, runtime, novelty)
 
 
+def looks_like_bundle(folder: Path) -> bool:
+    """A folder meant as a bundle: it holds a manifest.json or any of a bundle's model files."""
+    return any((folder / f).is_file() for f in (MANIFEST, *REQUIRED))
+
+
 def find_bundles(models_dir: str | Path) -> list[Path]:
-    """Bundle folders (those holding a manifest.json) directly under `models_dir`, sorted by name."""
+    """Bundle folders directly under `models_dir` (with a manifest.json, or model files without one, which
+    load_bundle then reports), sorted by name; hidden folders and folders of other things are not bundles."""
     d = Path(models_dir)
     if not d.is_dir():
         return []
-    return sorted(p for p in d.iterdir() if p.is_dir() and (p / MANIFEST).is_file() and not p.name.startswith("."))
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and looks_like_bundle(p))
 
 
 def write_bundle(dest: str | Path, files: dict[str, str | bytes | Path], manifest: dict) -> Path:

@@ -168,3 +168,38 @@ def test_chat_on_a_terminal_has_line_editing_and_history(tiny_models, tmp_path):
     assert proc.returncode == 0, proc.stderr.read()
     assert "Не знаю команды" not in out and "^[[A" not in out
     assert "/alpha seed=3" in (tmp_path / ".proverb_bot_history").read_text()
+
+
+def _edit(folder, **fields):
+    m = json.loads((folder / "manifest.json").read_text())
+    m.update(fields)
+    (folder / "manifest.json").write_text(json.dumps(m, ensure_ascii=False))
+
+
+SCENARIOS = {
+    "reserved name": (lambda d: _edit(d / "beta", name="help"), "/help"),
+    "two bundles of one name": (lambda d: shutil.copytree(d / "beta", d / "beta2"), "two bundles are named 'beta'"),
+    "aliases null": (lambda d: _edit(d / "beta", aliases=None), "aliases"),
+    "temperature 99": (lambda d: _edit(d / "beta", generation={"temperature": 99}), "generation"),
+    "no manifest": (lambda d: (d / "beta" / "manifest.json").unlink(), "manifest.json"),
+}
+
+
+def test_check_and_startup_refuse_the_same_bundles(tiny_models, tmp_path):
+    from bot.errors import StartupError
+    from bot.services import build_services
+    from bot.settings import Settings
+
+    import pytest
+
+    for i, (scenario, (spoil, said)) in enumerate(SCENARIOS.items()):
+        models = tmp_path / f"models{i}"
+        shutil.copytree(tiny_models, models)
+        spoil(models)
+        r = cli(["check"], bot_env(None, models, tmp_path), tmp_path)
+        assert r.returncode == 1, (scenario, r.stdout, r.stderr)
+        fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+        assert fails and said in fails[0] and "Traceback" not in r.stderr, (scenario, r.stdout, r.stderr)
+        with pytest.raises(StartupError) as e:
+            build_services(Settings(_env_file=None, models_dir=models, generation_processes=0))
+        assert said in str(e.value), (scenario, str(e.value))

@@ -98,3 +98,79 @@ def test_rewrite_is_atomic_and_replaces(bundle_dir, tmp_path):
     assert load_bundle(d).title == "Новое"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp or old folders left
     assert find_bundles(tmp_path) == [d, src]
+
+
+def _set_manifest(d, change):
+    m = json.loads((d / "manifest.json").read_text())
+    m = change(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda m: [m], "must be a JSON object"),
+    (lambda m: {**m, "files": list(m["files"])}, "files"),
+    (lambda m: {**m, "aliases": None}, "aliases"),
+    (lambda m: {**m, "aliases": ["ok", "Not OK!"]}, "aliases"),
+    (lambda m: {**m, "title": 5}, "title"),
+    (lambda m: {**m, "generation": {**m.get("generation", {}), "temperature": 99}}, "generation"),
+    (lambda m: {**m, "generation": {"max_length": "abc"}}, "generation.max_length"),
+    (lambda m: {**m, "generation": {"min_length": 50, "max_length": 10}}, "generation"),
+    (lambda m: {**m, "generation": "hot"}, "generation"),
+    (lambda m: {**m, "novelty_window": "forty"}, "novelty_window"),
+    (lambda m: {**m, "golden": [{"seed": "one"}]}, "golden[0]"),
+    (lambda m: {**m, "files": {**m["files"], "model.json": 42}}, "files.model.json"),
+])
+def test_every_malformed_manifest_field_is_named(bundle_dir, tmp_path, change, field):
+    d = copy(bundle_dir, tmp_path)
+    _set_manifest(d, change)
+    with pytest.raises(BundleError) as e:  # never a raw KeyError/TypeError/AttributeError
+        load_bundle(d)
+    assert e.value.path.endswith("manifest.json") and field in e.value.problem, e.value.problem
+    assert "\n" not in str(e.value)
+
+
+def test_two_malformed_fields_are_both_named(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    _set_manifest(d, lambda m: {**m, "aliases": None, "generation": {"temperature": 99}})
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert "aliases" in e.value.problem and "generation" in e.value.problem
+
+
+def test_a_model_json_of_another_shape_is_named(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    spec = json.loads((d / "model.json").read_text())
+    spec["config"]["layers"] = {"not": "a list"}
+    (d / "model.json").write_text(json.dumps(spec))
+    _rewrite_manifest_hashes(d)
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert e.value.path.endswith("model.json")
+
+
+@pytest.mark.parametrize("content", [b"garbage, not numpy", "floats", "2d"])
+def test_a_garbage_novelty_index_is_named(bundle_dir, tmp_path, content):
+    d = copy(bundle_dir, tmp_path)
+    m = json.loads((d / "manifest.json").read_text())
+    assert "novelty.npy" in m["files"]
+    if content == "floats":
+        np.save(d / "novelty.npy", np.array([0.5, 1.5]))
+    elif content == "2d":
+        np.save(d / "novelty.npy", np.zeros((3, 3), np.uint32))
+    else:
+        (d / "novelty.npy").write_bytes(content)
+    _rewrite_manifest_hashes(d)
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert e.value.path.endswith("novelty.npy")
+
+
+def test_a_bundle_folder_without_a_manifest_is_found_and_refused(bundle_dir, tmp_path):
+    d = copy(bundle_dir, tmp_path)
+    (d / "manifest.json").unlink()
+    (tmp_path / "notes").mkdir()  # a folder of other things is not a bundle
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    assert find_bundles(tmp_path) == [d]
+    with pytest.raises(BundleError) as e:
+        load_bundle(d)
+    assert e.value.path.endswith("manifest.json") and "missing" in e.value.problem
