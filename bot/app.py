@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import os
 import secrets
+import signal
+import threading
 from typing import Callable, Sequence
 
 from telegram import BotCommand
@@ -68,6 +73,7 @@ def build_application(
                 group_rate_per_minute=settings.group_rate,
                 max_retries=settings.max_retries,
                 throttle=settings.outgoing_rate_limit,
+                max_flood_wait=settings.max_flood_wait,
             ),
         )
     else:
@@ -101,6 +107,10 @@ async def on_startup(app: Application) -> None:
                                     first=services.settings.heartbeat_interval, name="heartbeat")
     for hook in services.on_startup:
         await hook(app)
+    loop = asyncio.get_running_loop()
+    for sig in app.bot_data.get("stop_signals", ()):  # replaces python-telegram-bot's own handlers
+        with contextlib.suppress(NotImplementedError):  # (not on Windows' event loop)
+            loop.add_signal_handler(sig, _on_stop_signal, services.settings.stop_grace)
     # Everything loaded so far (modules, bundles, the application) lives as long as the process: move it
     # out of the garbage collector's sight, so a full collection scans only what was made since. Without
     # this, a full collection under load stalled the event loop ~50-85 ms (bench/bot_load.py).
@@ -114,7 +124,7 @@ async def on_stop(app: Application) -> None:
     services: Services = app.bot_data["services"]
     for hook in services.on_shutdown:
         await hook(app)
-    await services.generator.stop()
+    await services.generator.stop(timeout=services.settings.stop_grace / 2)
     hb = services.settings.heartbeat_file
     if hb is not None and app.job_queue is not None:
         if services.failure:  # leave the reason for `python -m bot health`
@@ -131,6 +141,26 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     health.beat(services.settings.heartbeat_file, services.health)
 
 
+def _on_stop_signal(grace: float) -> None:
+    """SIGTERM/SIGINT/SIGABRT: stop as python-telegram-bot does (SystemExit out of the loop, then a graceful
+    stop), with a deadline: a reply or a worker that hangs cannot keep the process alive past `grace`."""
+    arm_watchdog(grace)
+    raise SystemExit
+
+
+def arm_watchdog(grace: float) -> None:
+    """End the process (status 1) if it is still here `grace` seconds from now."""
+    def expire() -> None:
+        log.critical("shutdown took longer than %g s (STOP_GRACE); exiting without finishing it", grace)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(grace, expire)
+    timer.daemon = True
+    timer.start()
+
+
 def fail_for_good(app: Application, why: str) -> None:
     """Polling can never succeed again: say why (once), fail the health check now, and stop the bot."""
     services: Services = app.bot_data["services"]
@@ -140,6 +170,8 @@ def fail_for_good(app: Application, why: str) -> None:
     log.critical("%s; stopping", why)
     if services.settings.heartbeat_file is not None:
         health.beat(services.settings.heartbeat_file, services.health)
+    if app.bot_data.get("stop_signals"):  # a real process: it ends, whatever hangs
+        arm_watchdog(services.settings.stop_grace)
     app.stop_running()
 
 
@@ -163,6 +195,7 @@ def run(app: Application, settings: Settings, stop_signals=None, close_loop: boo
     """
     services: Services = app.bot_data["services"]
     kwargs = {} if stop_signals is None else {"stop_signals": stop_signals or None}
+    app.bot_data["stop_signals"] = (signal.SIGINT, signal.SIGTERM, signal.SIGABRT) if stop_signals is None else tuple(stop_signals)
     if settings.webhook_url:
         secret = settings.webhook_secret_token.get_secret_value() if settings.webhook_secret_token else secrets.token_urlsafe(32)
         REDACTOR.add(secret)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -102,6 +104,7 @@ class BatchStats:
     requests: int = 0
     largest: int = 0
     busy_s: float = 0.0  # time from handing a batch to a worker to getting its results
+    worker_deaths: int = 0  # pools found broken (a worker died) and replaced
 
 
 class GenerationService:
@@ -152,18 +155,23 @@ class GenerationService:
             return ThreadPoolExecutor(1, thread_name_prefix="generate")
         paths = {name: str(b.path) for name, b in self.bundles.items()}
         return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(paths,))
+                                   initializer=_init_worker, initargs=(paths, os.getpid()))
 
-    async def stop(self) -> None:
-        """Finish everything queued, then stop the workers."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Finish everything queued, then stop the workers; after `timeout` s, kill what is left instead."""
         if not self._workers:
             return
         self._closing = True
         self._wake.set()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        done, pending = await asyncio.wait(self._workers, timeout=timeout)
+        executor, self._executor, self._workers = self._executor, None, []
+        if pending:
+            log.error("generation did not finish within %g s; killing its workers", timeout)
+            for task in pending:
+                task.cancel()
+            _kill(executor)
+        else:  # off the event loop: joining the processes takes a while
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -205,18 +213,24 @@ class GenerationService:
             for item in batch:
                 groups.setdefault(item.bundle, []).append(item)
             t0 = time.perf_counter()
-            try:
-                if self.processes:
-                    jobs = [(n, [i.request for i in items]) for n, items in groups.items()]
-                    outcomes = await loop.run_in_executor(self._executor, _run_named, jobs)
-                else:
-                    jobs = [(self.bundles[n], [i.request for i in items]) for n, items in groups.items()]
-                    outcomes = await loop.run_in_executor(self._executor, _run_jobs, jobs)
-            except BrokenProcessPool as e:  # a worker died (killed, out of memory): fail this batch, start afresh
-                log.error("a generation worker died (%s); starting new ones", e)
-                self._executor.shutdown(wait=False)
-                self._executor = self._make_executor()
-                outcomes = [RuntimeError("the generation worker died")] * len(groups)
+            if self.processes:
+                jobs = [(n, [i.request for i in items]) for n, items in groups.items()]
+                # A worker that died (killed, out of memory) breaks the whole pool, while busy or idle: the
+                # batch goes once more to a fresh pool, since a request's text does not depend on which
+                # process makes it; a batch that breaks that one too fails.
+                for attempt in (1, 2):
+                    try:
+                        outcomes = await loop.run_in_executor(self._executor, _run_named, jobs)
+                        break
+                    except BrokenProcessPool as e:
+                        self.stats.worker_deaths += 1
+                        log.error("a generation worker died (%s); starting new ones%s", e,
+                                  ", and retrying its batch" if attempt == 1 else "")
+                        self._replace_executor()
+                        outcomes = [RuntimeError("the generation worker died twice on this batch")] * len(groups)
+            else:
+                jobs = [(self.bundles[n], [i.request for i in items]) for n, items in groups.items()]
+                outcomes = await loop.run_in_executor(self._executor, _run_jobs, jobs)
             self.stats.busy_s += time.perf_counter() - t0
             self.stats.batches += 1
             self.stats.requests += len(batch)
@@ -229,6 +243,11 @@ class GenerationService:
                         item.future.set_exception(outcome)
                     else:
                         item.future.set_result(outcome[k])
+
+    def _replace_executor(self) -> None:
+        """Kill what is left of a broken pool and start a fresh one (its processes start on first use)."""
+        old, self._executor = self._executor, self._make_executor()
+        _kill(old)
 
     def _take(self, queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
         """Up to `batch_size` requests per bundle from the queue (oldest first); -> (taken, rest)."""
@@ -244,6 +263,20 @@ class GenerationService:
             else:
                 rest.append(item)
         return taken, rest
+
+
+def _kill(executor: Executor | None) -> None:
+    """Stop a pool now: SIGKILL its worker processes (they ignore SIGTERM), without waiting for them.
+
+    The standard library's shutdown of a broken pool sends SIGTERM and joins; our workers ignore
+    SIGTERM (the bot stops them after the last batch), so that join would never end.
+    """
+    if executor is None:
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_jobs(jobs: list[tuple[Bundle, list[Request]]]) -> list[list[Result] | BaseException]:
@@ -267,16 +300,45 @@ _BUNDLES: dict[str, Bundle] = {}
 WORKER_NICE = 5  # workers yield the CPU to the bot's event loop whenever it has something to do
 
 
-def _init_worker(paths: dict[str, str]) -> None:
-    """Worker start: load the bundles; leave SIGINT/SIGTERM to the bot, which stops us after the last batch."""
+def _init_worker(paths: dict[str, str], parent: int | None = None) -> None:
+    """Worker start: die with the bot; load the bundles; leave SIGINT/SIGTERM to the bot, which stops us after the last batch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(parent)
     try:
         os.nice(WORKER_NICE)
     except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
         pass
     for name, path in paths.items():
         _BUNDLES[name] = load_bundle(path)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Ask Linux to SIGKILL this process when the bot dies (kill -9 included): no orphan holds ~95 MB.
+
+    Elsewhere (no prctl) a daemon thread watches the parent's pid instead.
+    """
+    if parent is None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _ping() -> bool:

@@ -12,7 +12,7 @@ from telegram import (
     InlineKeyboardMarkup, InlineQueryResultArticle, InputTextMessageContent, Message, ReplyParameters, Update,
 )
 from telegram.constants import ChatAction, ChatType
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application, CallbackQueryHandler, CommandHandler, ContextTypes, InlineQueryHandler, MessageHandler, filters,
 )
@@ -20,6 +20,7 @@ from telegram.ext import (
 from charlm.text import normalize_prefix
 
 from . import buttons, replies
+from .limits import delivery_unknown
 from .commands import ArgError, ProverbArgs, command_of, parse_args, replay_command
 from .services import MenuEntry, Services, get_services
 from .texts import lang_of, text
@@ -38,11 +39,12 @@ def user_lang(update: object) -> str:
 
 
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, body: str,
-               reply_markup: InlineKeyboardMarkup | None = None) -> Message:
+               reply_markup: InlineKeyboardMarkup | None = None, **kwargs) -> Message:
     """Answer the message in `update`: plain text; in groups as a reply to it, in topics in the topic."""
     msg = update.effective_message
     chat = update.effective_chat
-    kwargs = {} if reply_markup is None else {"reply_markup": reply_markup}
+    if reply_markup is not None:
+        kwargs["reply_markup"] = reply_markup
     if chat.type != ChatType.PRIVATE:
         kwargs["reply_parameters"] = ReplyParameters(msg.message_id, allow_sending_without_reply=True)
     if msg.is_topic_message and msg.message_thread_id:
@@ -240,8 +242,17 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with its traceback and tell the user something went wrong."""
-    if update is None and isinstance(context.error, TelegramError):  # polling failed; it retries with backoff
-        log.warning("polling: %s: %s", type(context.error).__name__, context.error)
+    error = context.error
+    uid = getattr(update, "update_id", None)
+    if update is None and isinstance(error, TelegramError):  # polling failed; it retries with backoff
+        log.warning("polling: %s: %s", type(error).__name__, error)
+        return
+    if delivery_unknown(error):  # the reply may well have arrived: no second message, no error notice
+        log.warning("update %s: the reply may not have arrived (%s: %s); not sent again", uid, type(error).__name__,
+                    getattr(error, "message", error))
+        return
+    if isinstance(error, RetryAfter):  # the notice would meet the same flood limit
+        log.warning("update %s: reply dropped after waiting out Telegram's flood limit (%s)", uid, error)
         return
     log.error("error while handling update %s", getattr(update, "update_id", None), exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None or update.effective_message is None:
@@ -249,7 +260,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         # one retry at most: the chat may be what is failing
         retries = {"rate_limit_args": 1} if getattr(context.bot, "rate_limiter", None) else {}
-        await context.bot.send_message(update.effective_chat.id, text("error", user_lang(update)), **retries)
+        await send(update, context, text("error", user_lang(update)), **retries)  # (in the topic it came from)
     except Exception as e:  # noqa: BLE001 - the chat may be unreachable; the error is logged above
         log.warning("could not tell chat %s about the error: %s", update.effective_chat.id, e)
 

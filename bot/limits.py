@@ -10,7 +10,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Coroutine
 
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,17 @@ def window(rate: float, per: float, margin: float = 1.05) -> Window:
     return Window(limit, per * limit / rate * margin)
 
 
+def delivery_unknown(exc: BaseException | None) -> bool:
+    """True when a request may have reached Telegram though no answer says so: it timed out while waiting
+    for the answer (the request had gone out), or the answer could not be read. Sending it again could
+    deliver it twice, and a duplicate is worse than a rare loss."""
+    import httpx
+
+    if isinstance(exc, TimedOut):
+        return isinstance(exc.__cause__, httpx.ReadTimeout)  # connect or pool timeouts: nothing went out
+    return type(exc) is TelegramError and isinstance(exc.__cause__, ValueError)  # "Invalid server response"
+
+
 def retry_after_seconds(exc: RetryAfter) -> float:
     ra = getattr(exc, "_retry_after", None)
     return ra.total_seconds() if ra is not None else float(exc.retry_after)
@@ -130,9 +141,10 @@ class TelegramLimiter(BaseRateLimiter):
     """
 
     def __init__(self, overall_rate: float = 30.0, chat_rate: float = 1.0, group_rate_per_minute: float = 20.0,
-                 max_retries: int = 5, throttle: bool = True, backoff: float = 0.5):
+                 max_retries: int = 5, throttle: bool = True, backoff: float = 0.5, max_flood_wait: float = 120.0):
         self.throttle = throttle
         self.max_retries = max_retries
+        self.max_flood_wait = max_flood_wait
         self.backoff = backoff
         self._overall_rate = overall_rate
         self._chat_rate = chat_rate
@@ -181,6 +193,7 @@ class TelegramLimiter(BaseRateLimiter):
             chat_id = int(chat_id)
         throttled = self.throttle and endpoint in MESSAGE_METHODS and chat_id is not None
         attempt = 0
+        flood_wait = 0.0  # seconds this request waited on 429s
         while True:
             await self._resume.wait()
             try:
@@ -190,10 +203,15 @@ class TelegramLimiter(BaseRateLimiter):
                         return await callback(*args, **kwargs)
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                # Telegram said when to come back: a 429 does not use up a retry (a storm of them would drop
+                # the reply), only the time this request may spend waiting does
                 self.flood_waits += 1
-                if attempt >= max_retries:
-                    raise
                 pause = retry_after_seconds(exc) + 0.1
+                if (max_retries == 0 and rate_limit_args is not None) or flood_wait + pause > self.max_flood_wait:
+                    log.warning("%s: gave up after %.0f s of Telegram's flood waits", endpoint, flood_wait)
+                    raise
+                flood_wait += pause
+                attempt -= 1
                 log.info("Telegram asked to wait %.1f s (%s); pausing all requests", pause, endpoint)
                 if self._resume.is_set():
                     self._resume.clear()
@@ -204,6 +222,8 @@ class TelegramLimiter(BaseRateLimiter):
             except NetworkError as exc:  # 5xx, timeouts, resets; the getUpdates loop retries on its own
                 if attempt >= max_retries or endpoint == "getUpdates":
                     raise
+                if endpoint in MESSAGE_METHODS and delivery_unknown(exc):
+                    raise  # it may have been delivered: never sent twice
                 delay = min(self.backoff * 2**attempt, 10.0)
                 log.warning("%s failed (%s); retry %d of %d in %.1f s", endpoint, exc, attempt + 1, max_retries, delay)
                 await asyncio.sleep(delay)

@@ -46,9 +46,13 @@ class Settings(BaseSettings):
     overall_rate: float = Field(30.0, gt=0)  # messages per second, whole bot
     chat_rate: float = Field(1.0, gt=0)  # messages per second, one private chat
     group_rate: float = Field(20.0, gt=0)  # messages per minute, one group
-    max_retries: int = Field(5, ge=0)  # per request, for 429s and network errors
+    max_retries: int = Field(5, ge=0)  # per request, for network errors (5xx, resets, timeouts before sending)
+    max_flood_wait: float = Field(120.0, ge=0)  # s a request may wait out Telegram's 429s before it is dropped
     concurrent_updates: int = Field(256, ge=1)
     typing_delay: float = Field(0.3, ge=0.0)  # show "typing…" when a reply takes longer than this (s)
+    # seconds from a stop signal to the end of the process: replies in flight are finished within it, then
+    # the process ends anyway (compose.yaml gives 30 s before its SIGKILL)
+    stop_grace: float = Field(25.0, gt=0, le=3600)
 
     # network
     connect_timeout: float = Field(10.0, gt=0)

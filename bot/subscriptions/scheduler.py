@@ -35,6 +35,7 @@ from telegram.ext import Application, ContextTypes, Job
 
 from ..buttons import keyboard
 from ..commands import ProverbArgs, replay_command
+from ..limits import delivery_unknown
 from ..replies import proverb_reply
 from ..services import Services
 from ..texts import DEFAULT_LANG
@@ -268,7 +269,13 @@ class Scheduler:
             except BadRequest as e:
                 await (self._remove if any(g in str(e).lower() for g in GONE) else self._failed)(sub, e)
             except TelegramError as e:  # network errors and 429s the limiter could not ride out
-                await self._failed(sub, e)
+                if delivery_unknown(e):  # it may have arrived: counted as sent, never sent twice
+                    log.warning("chat %s: the daily proverb may not have arrived (%s); not sent again", sub.chat_id,
+                                type(e).__name__)
+                    self.stats.delivered += 1
+                    await self._record(sub)
+                else:
+                    await self._failed(sub, e)
             else:
                 self.stats.delivered += 1
                 await self._record(sub)

@@ -180,13 +180,7 @@ def test_500_and_timeout_are_retried_and_the_bot_survives(api, start_bot):
     # one 500: retried, the reply arrives
     api.fail("sendMessage", status=500)
     assert ask(api, 21, "/alpha seed=1").endswith("seed=1")
-    # a slow answer (past the read timeout): the bot gives up on it and sends again; the reply arrives
-    # (here twice: the slow request did get through, as it can with Telegram; at least once beats never)
-    api.fail("sendMessage", status=0, delay=2.0)
-    api.send_text(22, "/alpha seed=2")
-    api.wait_for(lambda: len([c for c in api.calls_of("sendMessage") if c.params["chat_id"] == 22 and c.status == 200]) == 2
-                 and len(api.sent(22)) == 2, 20, "the retried reply")
-    assert all(t.endswith("seed=2") for t in api.sent(22))
+    # (a slow answer, past the read timeout, is not sent again: tests/bot/test_faults.py)
     # the server keeps failing: the reply is lost after the retries (and the error notice too),
     # but the bot lives on and answers the next update
     api.fail("sendMessage", status=500, times=5)

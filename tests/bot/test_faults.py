@@ -59,7 +59,7 @@ def _ends_for_good(tiny_models, tmp_path, status: int, description: str) -> tupl
     with FakeBotAPI() as api:
         proc = _serve(api, tiny_models, tmp_path)
         try:
-            api.wait_for(lambda: api.calls_of("getUpdates"), 60, "the bot to poll")
+            api.wait_for(lambda: api.calls_of("getUpdates"), 180, "the bot to poll")
             assert _health(api, tiny_models, tmp_path).returncode == 0
             api.fail("getUpdates", status=status, description=description, times=1000)
             out, err = proc.communicate(timeout=60)
@@ -101,3 +101,181 @@ def test_a_command_followed_by_punctuation_or_an_invisible_character_is_answered
         else:
             assert "\n\n/alpha " in reply, (text, reply)  # a proverb, with its replay footer
     assert api.sent(105)[0].split("\n\n")[-1].startswith("/alpha Однажды seed=")
+
+
+# -- generation workers ---------------------------------------------------------------------------------
+
+
+def _long_requests(n: int):
+    from charlm import Request, Settings
+
+    return [Request(i, "", Settings(temperature=1.0, min_length=2000, max_length=2000)) for i in range(n)]
+
+
+def test_a_batch_whose_worker_died_is_retried_on_a_fresh_pool(tiny_models):
+    import asyncio
+    import os
+
+    from bot.generation import GenerationService, load_bundles
+
+    async def main():
+        service = GenerationService(load_bundles(tiny_models), processes=1)
+        await service.start()
+        try:
+            [worker] = list(service._executor._processes)
+            asked = asyncio.ensure_future(service.generate("alpha", _long_requests(32)))
+            await asyncio.sleep(0)  # the batch is handed over
+            os.kill(worker, signal.SIGKILL)
+            results = await asked
+            return results, service.stats.worker_deaths
+        finally:
+            await service.stop(timeout=30)
+
+    results, deaths = asyncio.run(main())
+    assert deaths == 1
+    assert len(results) == 32 and all(r.text for r in results)
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_the_next_batch(tiny_models):
+    import asyncio
+    import os
+
+    from bot.generation import GenerationService, load_bundles
+
+    async def main():
+        service = GenerationService(load_bundles(tiny_models), processes=1)
+        await service.start()
+        try:
+            [(pid, process)] = list(service._executor._processes.items())
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.get_running_loop().run_in_executor(None, process.join, 30)
+            result = await service.one("beta", _long_requests(1)[0])
+            return result, service.stats.worker_deaths
+        finally:
+            await service.stop(timeout=30)
+
+    result, deaths = asyncio.run(main())
+    assert result.text and deaths == 1
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (from /proc; Linux)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_with_the_bot_after_kill_9(tiny_models, tmp_path):
+    with FakeBotAPI() as api:
+        proc = subprocess.Popen([PYTHON, "-m", "bot"], env=bot_env(api, tiny_models, tmp_path, GENERATION_PROCESSES="2"),
+                                cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            api.wait_for(lambda: api.calls_of("getUpdates"), 180, "the bot to poll")
+            below = _descendants(proc.pid)
+            assert len(below) >= 2, "expected the generation workers (and the resource tracker)"
+            proc.kill()
+            proc.wait(30)
+            api.wait_for(lambda: not [p for p in below if _alive(p)], 30, "the workers to end with the bot")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_sigterm_ends_the_bot_within_its_grace_even_with_a_hung_worker(tiny_models, tmp_path):
+    import os
+
+    with FakeBotAPI() as api:
+        proc = subprocess.Popen([PYTHON, "-m", "bot"], env=bot_env(api, tiny_models, tmp_path, GENERATION_PROCESSES="1",
+                                                                   STOP_GRACE="3"),
+                                cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            api.wait_for(lambda: api.calls_of("getUpdates"), 180, "the bot to poll")
+            workers = [p for p in _descendants(proc.pid) if "resource_tracker" not in open(f"/proc/{p}/cmdline").read()]
+            for p in workers:
+                os.kill(p, signal.SIGSTOP)  # hung: neither working nor dying
+            api.send_text(77, "/alpha")
+            api.wait_for(lambda: api.confirmed > 1 or api.calls_of("sendChatAction"), 30, "the bot to take the update")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)  # before the fix: never (the pool's shutdown waits forever)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                for p in _descendants(proc.pid):
+                    os.kill(p, signal.SIGKILL)
+    assert proc.returncode != 0 and "STOP_GRACE" in err
+
+
+# -- sends whose outcome is unknown, flood storms, topics ---------------------------------------------
+
+
+def _wait_log(api, caplog, words: str, timeout: float = 30.0):
+    return api.wait_for(lambda: [r for r in caplog.records if words in r.getMessage()], timeout, f"a log line with {words!r}")
+
+
+def test_a_send_that_timed_out_after_it_went_out_is_not_sent_again(api, start_bot, caplog):
+    caplog.set_level(logging.INFO)
+    start_bot(read_timeout=1.0, max_retries=3)
+    api.fail("sendMessage", status=0, delay=2.5)  # answered after the bot stopped waiting; it was delivered
+    api.send_text(31, "/alpha seed=5")
+    _wait_log(api, caplog, "may not have arrived")
+    api.wait_sent(31)  # the slow request lands
+    assert len(api.sent(31)) == 1 and api.sent(31)[0].endswith("seed=5")  # once: no retry, no error notice
+    assert len([c for c in api.calls_of("sendMessage") if c.params["chat_id"] == 31]) == 1
+
+
+def test_an_unreadable_answer_to_a_send_gives_no_error_notice(api, start_bot, caplog):
+    caplog.set_level(logging.INFO)
+    start_bot()
+    api.fail("sendMessage", body="{not json")  # the message went out; only the answer is broken
+    api.send_text(32, "/alpha seed=6")
+    _wait_log(api, caplog, "may not have arrived")
+    assert len(api.sent(32)) == 1 and api.sent(32)[0].endswith("seed=6")
+
+
+def test_a_429_storm_longer_than_the_retries_still_delivers_the_reply(api, start_bot):
+    start_bot(max_retries=2)
+    api.fail("sendMessage", retry_after=1, times=6)  # ~7 s of 429s, more than max_retries
+    api.send_text(33, "/alpha seed=7")
+    assert api.wait_sent(33, timeout=60)[0].endswith("seed=7")
+
+
+def test_the_error_notice_in_a_forum_topic_goes_to_that_topic(api, start_bot, monkeypatch):
+    from bot import handlers
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(handlers, "reply_proverb", broken)
+    start_bot()
+    msg = message(-1005, "/alpha", user_id=34, chat_type="supergroup")
+    msg["chat"]["is_forum"] = True
+    msg.update(message_thread_id=77, is_topic_message=True)
+    api.push(message=msg)
+    api.wait_sent(-1005)
+    [notice] = [c for c in api.calls_of("sendMessage") if c.params["chat_id"] == -1005]
+    assert "Что-то пошло не так" in notice.params["text"] and notice.params.get("message_thread_id") == 77
