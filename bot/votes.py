@@ -182,7 +182,8 @@ def plugin(app: "Application", services: "Services") -> None:
     scheduler = app.bot_data["subscriptions"]
 
     async def open_votes(app: "Application") -> None:
-        services.votes = Votes(scheduler.store.engine)
+        # the database is unavailable (subscriptions degraded): buttons say votes are not collected
+        services.votes = Votes(scheduler.store.engine) if scheduler.store is not None else None
 
     async def close_votes(app: "Application") -> None:
         services.votes = None

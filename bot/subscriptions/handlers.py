@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
@@ -195,12 +197,30 @@ async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                      change.new_chat_member.status, n)
 
 
+def guarded(handler):
+    """`handler`, but while the database is unavailable (or when it fails now) the user hears so, politely."""
+
+    @functools.wraps(handler)
+    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        scheduler = get_scheduler(context)
+        if scheduler.store is not None:
+            try:
+                await handler(update, context)
+                return
+            except (SQLAlchemyError, OSError) as e:
+                scheduler.degrade(f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        if update.effective_message is not None and update.effective_chat is not None:
+            await send(update, context, text("unavailable", user_lang(update), commands=command_list(get_services(context))))
+
+    return run
+
+
 def register(app: Application, services: Services) -> None:
     """Add the subscription commands (group 0) and their menu entries."""
-    app.add_handler(CommandHandler("subscribe", subscribe, filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("unsubscribe", unsubscribe, filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("subscriptions", subscriptions, filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("timezone", timezone, filters=NEW_MESSAGES))
-    app.add_handler(ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(CommandHandler("subscribe", guarded(subscribe), filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("unsubscribe", guarded(unsubscribe), filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("subscriptions", guarded(subscriptions), filters=NEW_MESSAGES))
+    app.add_handler(CommandHandler("timezone", guarded(timezone), filters=NEW_MESSAGES))
+    app.add_handler(ChatMemberHandler(guarded(my_chat_member), ChatMemberHandler.MY_CHAT_MEMBER))
     for command in ("subscribe", "subscriptions", "unsubscribe", "timezone"):
         services.menu.append(MenuEntry(command, {lang: text(f"menu_{command}", lang) for lang in ("ru", "en")}))

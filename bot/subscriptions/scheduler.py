@@ -27,19 +27,23 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Callable
 
 from apscheduler.jobstores.base import JobLookupError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, Job
 
 from ..buttons import keyboard
 from ..commands import ProverbArgs, replay_command
+from ..errors import StartupError
 from ..limits import delivery_unknown
 from ..replies import proverb_reply
 from ..services import Services
 from ..texts import DEFAULT_LANG
-from .store import Store, Subscription, describe
+from .store import Store, Subscription, _reason, describe
 from .timing import LATE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -88,10 +92,33 @@ class Scheduler:
 
     # -- lifecycle (the application's post_init / post_stop hooks) --------------------------------
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why subscriptions are down (the database cannot be used), or None."""
+        return self.services.degraded.get("subscriptions")
+
+    def degrade(self, why: str) -> None:
+        """The database failed: subscriptions are unavailable (said to users and by `health`); proverbs flow on."""
+        if self.unavailable is None:
+            log.error("subscriptions unavailable: %s", why)
+        self.services.degraded["subscriptions"] = why
+
+    def _database_file(self) -> Path | None:
+        u = make_url(self.url)
+        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+            return Path(u.database)
+        return None
+
     async def start(self, app: Application) -> None:
         """Open the database (migrating it) and tick at once: anything due while the bot was down goes out now."""
-        self.store = await Store.open(self.url)
         self._app = app
+        if self.unavailable:
+            return
+        try:
+            self.store = await Store.open(self.url)
+        except StartupError as e:
+            self.degrade(str(e))
+            return
         self._stopping = False
         n = await self.store.count()
         log.info("subscriptions: %d in %s", n, describe(self.url))
@@ -137,6 +164,18 @@ class Scheduler:
         self._job = None
         if self._stopping or self.store is None:
             return
+        db = self._database_file()
+        if db is not None and not db.exists() and not self.unavailable:
+            # SQLite keeps writing to the deleted file, and all of it is gone at the next start
+            self.degrade(f"the database file {db} was deleted while the bot ran; changes from now on are lost "
+                         f"at the next restart (restore the file, or restart the bot to start afresh)")
+        try:
+            await self._tick_store(context)
+        except SQLAlchemyError as e:
+            self.degrade(f"the subscriptions database failed: {_reason(e)}")
+            self.wake(min(self.poll_interval, 60.0))
+
+    async def _tick_store(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         if self._run is not None and not self._run.done():
             return  # the run wakes us when it ends
         now = self.clock()

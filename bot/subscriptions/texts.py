@@ -5,6 +5,10 @@ from __future__ import annotations
 from ..texts import DEFAULT_LANG
 
 TEXTS: dict[str, dict[str, str]] = {
+    "unavailable": {
+        "ru": "Подписки сейчас недоступны: не открывается база данных. Притчи — как обычно: {commands}",
+        "en": "Subscriptions are unavailable right now: the database cannot be opened. Parables work as usual: {commands}",
+    },
     "created": {
         "ru": "Готово: {what} каждый день в {time} ({tz}). Первая — {when}.",
         "en": "Done: {what} every day at {time} ({tz}). The first one: {when}.",

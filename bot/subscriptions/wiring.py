@@ -22,13 +22,16 @@ def register(app: Application, services: Services, clock: Callable[[], datetime]
                            "pip install 'python-telegram-bot[job-queue]'")
     settings = services.settings
     url = database_url(settings.data_dir, settings.database_url)
-    prepare(url)  # a database that cannot be opened or migrated stops the bot now, in one line
     scheduler = Scheduler(
         url, services, clock or utcnow,
         poll_interval=settings.subscription_poll_interval, concurrency=settings.subscription_concurrency,
         chunk=settings.batch_size,
     )
     app.bot_data["subscriptions"] = scheduler
+    try:
+        prepare(url)  # migrate now, before the bot talks to Telegram
+    except StartupError as e:  # a corrupt, full or read-only database: proverbs still flow
+        scheduler.degrade(str(e))
     handlers.register(app, services)
     services.on_startup.append(scheduler.start)
     services.on_shutdown.append(scheduler.stop)

@@ -63,7 +63,7 @@ def bot_settings(api: FakeBotAPI, models_dir: Path, tmp_path: Path, **overrides)
     values = dict(
         bot_token=TOKEN, bot_api_base_url=api.base_url, models_dir=models_dir, poll_timeout=2,
         heartbeat_file=tmp_path / "bot.heartbeat", user_rate_limit=0, typing_delay=5.0, max_retries=3,
-        read_timeout=5.0, log_level="DEBUG",
+        read_timeout=5.0, log_level="DEBUG", data_dir=tmp_path / "data",
         # generation in a thread: starts in no time; the worker processes of production are exercised by
         # test_process.py (the real `python -m bot`) and the batching test
         generation_processes=0,

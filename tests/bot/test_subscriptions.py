@@ -3,6 +3,7 @@ the fake Bot API, over an SQLite file that outlives each bot; plus the calendar 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import date, datetime, time as dtime, timezone
@@ -253,19 +254,67 @@ def test_in_a_group_only_administrators_change_it(api, run_bot):
     assert asked == {(group, member), (group, admin)}
 
 
-def test_unusable_data_dir_stops_the_bot_with_one_line(tiny_models, tmp_path):
+def test_an_unusable_data_dir_degrades_to_proverbs_without_subscriptions(tiny_models, tmp_path):
+    import signal
     import subprocess
 
     (tmp_path / "taken").write_text("a file, not a folder")
     with FakeBotAPI() as api:
         env = bot_env(api, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "taken"), GENERATION_PROCESSES="0")
-        proc = subprocess.run([PYTHON, "-m", "bot"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=60)
-        assert not api.calls, "it should fail before talking to Telegram"
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot create the data folder" in lines[0] and "taken" in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+        proc = subprocess.Popen([PYTHON, "-m", "bot"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            api.wait_for(lambda: api.calls_of("getUpdates") or proc.poll() is not None, 180, "the bot to poll")
+            assert proc.poll() is None, proc.communicate()[1]
+            assert "seed=" in ask(api, 130, "/alpha")  # proverbs flow
+            assert "недоступны" in ask(api, 130, "/subscribe")
+            health = subprocess.run([PYTHON, "-m", "bot", "health"], env=env, cwd=tmp_path, capture_output=True,
+                                    text=True, timeout=60)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert health.returncode == 0 and "degraded" in health.stdout and "subscriptions unavailable" in health.stdout
+    assert "cannot create the data folder" in err and "Traceback" not in err
+
+
+def test_a_corrupt_database_degrades_and_proverbs_flow(api, run_bot, tmp_path, caplog):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bot.sqlite3").write_bytes(b"this is not an SQLite database" * 100)
+    caplog.set_level(logging.ERROR, logger="bot")
+    bot = run_bot()
+    assert "недоступны" in ask(api, 131, "/subscribe")
+    assert "недоступны" in ask(api, 131, "/subscriptions")
+    assert "seed=" in ask(api, 131, "/alpha")
+    assert "subscriptions unavailable" in bot.services.health and "bot.sqlite3" in bot.services.health
+    said = [r.getMessage() for r in caplog.records if "subscriptions unavailable" in r.getMessage()]
+    assert len(said) == 1, said  # one line, not one per command
+
+
+def test_a_database_that_fills_up_while_running_degrades(api, run_bot, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    bot = run_bot()
+    store = scheduler(bot).store
+
+    async def full(*args, **kwargs):  # what SQLite says when the disk fills up under a write
+        raise OperationalError("INSERT INTO subscriptions ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(store, "subscribe", full)
+    assert "недоступны" in ask(api, 133, "/subscribe")  # not the generic error
+    assert "seed=" in ask(api, 133, "/alpha")
+    assert "database or disk is full" in bot.services.health
+
+
+def test_a_database_deleted_underneath_is_noticed(api, run_bot, tmp_path):
+    bot = run_bot()
+    ask(api, 132, "/subscribe")
+    (tmp_path / "data" / "bot.sqlite3").unlink()
+    api.wait_for(lambda: "subscriptions" in bot.services.degraded, 30, "the deleted database to be noticed")
+    assert "deleted" in bot.services.degraded["subscriptions"]
 
 
 # -- the calendar -----------------------------------------------------------------------------------
