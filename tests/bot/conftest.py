@@ -27,6 +27,17 @@ def api():
         yield server
 
 
+def launch(api, settings: Settings, plugins=()) -> "RunningBot":
+    """Start a RunningBot on `settings` and wait for its first poll (or webhook) after this call."""
+    ready = "setWebhook" if settings.webhook_url else "getUpdates"
+    before = len(api.calls_of(ready))
+    bot = RunningBot(settings, build_services(settings), plugins)
+    bot.thread.start()
+    api.wait_for(lambda: len(api.calls_of(ready)) > before or not bot.thread.is_alive(), 30, "the bot to start")
+    assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+    return bot
+
+
 class RunningBot:
     """The real Application, built by bot.app and served by bot.app.run, in a thread of this process."""
 
@@ -79,11 +90,7 @@ def start_bot(api, tiny_models, tmp_path):
 
     def start(**overrides) -> RunningBot:
         settings = bot_settings(api, overrides.pop("models_dir", tiny_models), tmp_path, **overrides)
-        bot = RunningBot(settings, build_services(settings))
-        bot.thread.start()
-        ready = "setWebhook" if settings.webhook_url else "getUpdates"
-        api.wait_for(lambda: api.calls_of(ready) or not bot.thread.is_alive(), 30, "the bot to start")
-        assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+        bot = launch(api, settings)
         bots.append(bot)
         return bot
 

@@ -20,7 +20,7 @@ from bot.services import build_services
 from bot.subscriptions.migrate import alembic_config, current_revision, head
 from bot.subscriptions.store import Store, make_engine
 
-from .conftest import PYTHON, RunningBot, bot_env, bot_settings
+from .conftest import PYTHON, RunningBot, bot_env, bot_settings, launch
 from .fakeapi import FakeBotAPI
 
 FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
@@ -35,11 +35,7 @@ def run_bot(api, tiny_models, tmp_path):
         values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
-        polls = len(api.calls_of("getUpdates"))
-        bot = RunningBot(settings, build_services(settings), plugins=(subscriptions.plugin, votes.plugin))
-        bot.thread.start()
-        api.wait_for(lambda: len(api.calls_of("getUpdates")) > polls or not bot.thread.is_alive(), 30, "the bot to start")
-        assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+        bot = launch(api, settings, (subscriptions.plugin, votes.plugin))
         bots.append(bot)
         return bot
 

@@ -14,14 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text as sql
 
 from bot.errors import StartupError
-from bot.services import build_services
 from bot.subscriptions import with_clock
 from bot.subscriptions.migrate import current_revision, head
 from bot.subscriptions.schema import metadata
 from bot.subscriptions.store import Store
 from bot.subscriptions.timing import find_zone, parse_time, plan
 
-from .conftest import PYTHON, RunningBot, bot_env, bot_settings
+from .conftest import PYTHON, RunningBot, bot_env, bot_settings, launch
 from .fakeapi import FakeBotAPI, user
 
 UTC = timezone.utc
@@ -61,11 +60,7 @@ def run_bot(api, tiny_models, tmp_path, clock):
                       outgoing_rate_limit=False)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
-        polls = len(api.calls_of("getUpdates"))
-        bot = RunningBot(settings, build_services(settings), plugins=(with_clock(clock),))
-        bot.thread.start()
-        api.wait_for(lambda: len(api.calls_of("getUpdates")) > polls or not bot.thread.is_alive(), 30, "the bot to start")
-        assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
+        bot = launch(api, settings, (with_clock(clock),))
         bots.append(bot)
         return bot
 
