@@ -8,7 +8,6 @@ import subprocess
 
 from .conftest import PYTHON, bot_env
 from .fakeapi import FakeBotAPI, message
-from .test_process import run_bot
 
 SECRET_WORDS = "тайное-слово-пользователя"
 
@@ -180,8 +179,6 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     try:
         state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
     except OSError:
