@@ -152,7 +152,7 @@ class GenerationService:
 
     def _make_executor(self) -> Executor:
         if not self.processes:
-            return ThreadPoolExecutor(1, thread_name_prefix="generate")
+            return ThreadPoolExecutor(1, thread_name_prefix="generate", initializer=one_blas_thread)
         paths = {name: str(b.path) for name, b in self.bundles.items()}
         return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(paths, os.getpid()))
@@ -309,8 +309,23 @@ def _init_worker(paths: dict[str, str], parent: int | None = None) -> None:
         os.nice(WORKER_NICE)
     except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
         pass
+    one_blas_thread()
     for name, path in paths.items():
         _BUNDLES[name] = load_bundle(path)
+
+
+def one_blas_thread() -> None:
+    """Limit BLAS to one thread in this process: the workers are the parallelism (one per core).
+
+    Why: OpenBLAS starts one thread per core in every process, so N workers ran N x cores threads on
+    the cores, and its threads spin while they wait. Measured with `bench/bot_load.py --runs capacity
+    --commands 4` (2 cores, shipped 2 x 384 bundles): 3.8 replies/s and 478 ms of worker CPU per reply
+    with the default, 17.4 replies/s and 58 ms with one thread. The text does not change: charlm's
+    per-row products are the same bits at any BLAS thread count (tests/charlm: thread-count invariance).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

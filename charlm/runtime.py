@@ -21,6 +21,12 @@ recurrent matrix of a 256-unit LSTM, measured here, whatever the rows), so an 8-
 lone row's gemv. Blocks win only from ~10 rows of one bundle per step (8-row blocks: 0.7x the per-row
 time at 32 rows, 384 units), and the bot's batches, split per culture, are mostly smaller; a proverb
 asked alone would be ~4x slower. (bench/generate.py measures both.)
+
+A second reason, measured on the shipped 2 x 384 shape: a block's bits depend on BLAS' thread count
+(OpenBLAS splits a gemm between its threads differently: an 8-row block on one thread differs in low
+bits from the same block on two), while a row's gemv is the same bits at any thread count. The bot's
+workers run BLAS on one thread and training/`check` on one per core, so only per-row products let the
+golden samples written at export reproduce in the bot (tests/charlm/test_batch_invariance.py).
 """
 
 from __future__ import annotations

@@ -143,3 +143,17 @@ def test_draws_are_the_scalar_sequence_and_the_generator_goes_on_from_there():
         ref = np.random.default_rng(seed)
         assert took[r] == [ref.random() for _ in took[r]]  # bit-identical, scalar by scalar
         assert jobs[r].rng.random() == ref.random()  # the next attempt starts where the scalar loop would
+
+
+def test_a_rows_logits_do_not_depend_on_the_blas_thread_count():
+    # the bot's workers run BLAS on one thread, training and `check` on one per core: the golden samples
+    # reproduce in both only because a row's products are the same bits at any thread count
+    from threadpoolctl import threadpool_limits
+
+    runtime = random_runtime(units=384)  # the shipped width: OpenBLAS splits larger products across threads
+    ids = np.random.default_rng(3).integers(0, len(CHARSET), (5, STEPS))
+    with threadpool_limits(1, user_api="blas"):
+        one = runtime.forward(ids)
+    with threadpool_limits(4, user_api="blas"):
+        four = runtime.forward(ids)
+    assert np.array_equal(one, four)
