@@ -73,3 +73,12 @@ def test_end_boost_makes_long_proverbs_end_a_sentence(bundle):
     assert not any(r.ended == "length" for r in after)  # none runs into the cut any more
     # a nudged row is still batch invariant
     assert bundle.generate([Request(3, "", nudged)])[0].text == after[3].text
+
+
+def test_the_novelty_index_finds_windows_from_hashes_in_any_order():
+    # bundles store their hashes sorted and unique (taken as they are); anything else is sorted first
+    text = "Сказал мудрец: кто ищет, тот найдёт, а кто спит, тот видит сны."
+    h = window_hashes(text, 10)
+    for hashes in (np.unique(h), h[::-1], np.concatenate([h, h])):
+        assert NoveltyIndex(hashes, 10).copied(text[5:40]) == (26, 26)
+        assert NoveltyIndex(hashes, 10).copied("Совсем другие слова здесь.")[0] == 0
