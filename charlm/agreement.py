@@ -79,6 +79,8 @@ class Agreement:
 class AgreementChecker:
     """Adjacent adjective–noun and pronoun–verb pairs that pymorphy3 can check, and those that cannot agree."""
 
+    CACHE_WORDS = 20_000  # parses kept (~1 KB each); a proverb has ~30 words, most of them common
+
     def __init__(self, morph=None, examples: int = 10):
         if morph is None:
             morph = analyzer()
@@ -89,6 +91,8 @@ class AgreementChecker:
         w = word.lower()
         t = self._tags.get(w)
         if t is None:
+            if len(self._tags) >= self.CACHE_WORDS:  # a worker runs for weeks and the model invents words
+                self._tags.clear()
             t = self._tags[w] = [p.tag for p in self.morph.parse(w)]
         return t
 

@@ -19,3 +19,15 @@ def test_pairs_it_cannot_read_are_not_counted():
     # imperative, relative pronoun, punctuation between the words, a participle governing its noun
     r = c.check(["Ты скажи правду.", "Город, которого дервиши боялись.", "Свою, кошелек.", "Расстроенный ссорой ушёл."])
     assert r.pairs == 0 and r.rate is None
+
+
+def test_the_parse_cache_stays_bounded_and_answers_stay_the_same(monkeypatch):
+    # a generation worker checks candidates for weeks; the model keeps inventing words
+    from charlm.agreement import AgreementChecker
+
+    checker = AgreementChecker()
+    monkeypatch.setattr(AgreementChecker, "CACHE_WORDS", 3)
+    texts = ["Мы испытываю радость.", "свою кошелек", "Старый мудрец сказал.", "вы стал", "новые слова"]
+    first = [checker.check([t]).errors for t in texts]
+    assert len(checker._tags) <= 3
+    assert [checker.check([t]).errors for t in texts] == first == [1, 1, 0, 1, 0]
