@@ -32,6 +32,7 @@ from charlm.text import END
 
 from .cli import HelpFormatter, Parser, quiet_tensorflow, ranged
 from .corpus import CorpusError, read_corpus
+from .distribute import STRATEGIES, StrategyError
 from .windows import Windows, eval_windows, split_texts
 
 LN2 = math.log(2)
@@ -144,6 +145,16 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
                    help="start from a bundle's weights (fine-tuning; same charset): a bundle folder, e.g. base "
                         "(the shipped pretrained model) or models/sufi, or a name in --models-dir")
     p.add_argument("--recipe-step", default="", metavar="NAME", help="recorded in the manifest (set by training.recipe)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="default: one device, and the same seed gives the same weights bit for bit. mirrored: "
+                        "tf.distribute.MirroredStrategy over every local GPU (or every CPU device when there is "
+                        "none). multiworker: MultiWorkerMirroredStrategy over the machines in TF_CONFIG; run the "
+                        "same command on each, with the same --run-dir contents to --resume; the chief (worker 0) "
+                        "alone writes checkpoints and the bundle. --batch-size stays the global batch, split "
+                        "evenly across replicas. Not bit-exact: a distributed run's weights differ from a default "
+                        "run's by float rounding (sums in another order), and dropout masks follow the replica "
+                        "layout, so only runs of the same layout on the same hardware repeat each other "
+                        "(docs/distributed.md)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru"], default=d.cell, help="recurrent layer type")
     g.add_argument("--layers", type=pos, default=d.layers, help="recurrent layers")
@@ -199,7 +210,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
     except ValueError as e:
         p.error(str(e))
     return cfg, SimpleNamespace(resume=a.resume, force=a.force, install=a.install and a.export,
-                                recipe_step=a.recipe_step, carried=carried.kept)
+                                recipe_step=a.recipe_step, carried=carried.kept, strategy=a.strategy)
 
 
 def carry_over(a, dest: Path) -> SimpleNamespace:
@@ -276,8 +287,9 @@ class Trainer:
     """Owns the model, optimizer, data and loop state of one run."""
 
     def __init__(self, cfg: TrainConfig, resume: bool, out=sys.stdout, state: dict | None = None,
-                 install: bool = True, force: bool = False, recipe_step: str = ""):
+                 install: bool = True, force: bool = False, recipe_step: str = "", strategy: str = "default"):
         self.cfg, self.out = cfg, out
+        self.strategy = strategy
         self.ckpt = cfg.checkpoint_dir
         self.install, self.force, self.recipe_step = install, force, recipe_step
         self.stop_signal = None
@@ -357,7 +369,13 @@ class Trainer:
 
         from .model import build_model
 
+        from .distribute import distributed_steps, place
+
         cfg = self.cfg
+        self.placement = where = place(self.strategy, cfg.batch_size)  # first: MultiWorkerMirroredStrategy must be
+        if where.strategy is not None:
+            self.say(f"strategy {where.name}: {where.replicas} replicas ({where.where}), "
+                     f"{cfg.batch_size // where.replicas} windows each per batch of {cfg.batch_size}")
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
         if self.base is not None:
@@ -366,14 +384,16 @@ class Trainer:
                 if k in arch and arch[k] != getattr(cfg, k):
                     self.say(f"note: --init-from keeps the base model's {k}={arch[k]!r}")
                     setattr(cfg, k, arch[k])
-        self.model = build_model(len(self.charset), cfg.embedding, cfg.units, cfg.layers, cfg.dropout, cfg.cell, cfg.seed)
-        if self.base is not None:
-            try:
-                self.model.load_weights(self.base.path / WEIGHTS)
-            except Exception as e:  # keras raises ValueError/KeyError variants on a structure mismatch
-                raise CorpusError(cfg.init_from, f"--init-from: weights do not fit this architecture ({e})") from None
-        self.optimizer = keras.optimizers.Adam(cfg.lr, clipnorm=cfg.clipnorm)
-        self.optimizer.build(self.model.trainable_variables)
+        with where.scope():  # variables made here are mirrored on every replica
+            self.model = build_model(len(self.charset), cfg.embedding, cfg.units, cfg.layers, cfg.dropout, cfg.cell, cfg.seed)
+            if self.base is not None:
+                try:
+                    self.model.load_weights(self.base.path / WEIGHTS)
+                except Exception as e:  # keras raises ValueError/KeyError variants on a structure mismatch
+                    raise CorpusError(cfg.init_from, f"--init-from: weights do not fit this architecture ({e})") from None
+            # Under a strategy the step clips the summed gradient itself (distribute.distributed_steps).
+            self.optimizer = keras.optimizers.Adam(cfg.lr, clipnorm=cfg.clipnorm if where.strategy is None else None)
+            self.optimizer.build(self.model.trainable_variables)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
         model, opt = self.model, self.optimizer
 
@@ -391,7 +411,11 @@ class Trainer:
         def eval_step(x, y):
             return loss_fn(y, model(x, training=False))
 
-        self.train_step, self.eval_step = train_step, eval_step
+        self.train_step, self.eval_step, self.agree = train_step, eval_step, lambda v: v
+        if where.strategy is not None:
+            self.train_step, agree = distributed_steps(where, model, opt, loss_fn, cfg.clipnorm, cfg.batch_size)
+            if where.name == "multiworker":
+                self.agree = agree
         if self.state is not None:
             from . import checkpoint
 
@@ -412,7 +436,7 @@ class Trainer:
         for x, y in eval_windows(self.val_ids, self.cfg.window, self.cfg.batch_size):
             total += float(self.eval_step(x, y))
             count += y.size
-        return total / count / LN2
+        return self.agree(total / count / LN2)
 
     # --- loop ---------------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -431,7 +455,9 @@ class Trainer:
         cfg, st = self.cfg, self.state
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if self.start_over:
+            chief = self.placement.chief  # the other workers of a multiworker run write nothing
+            save = checkpoint.save if chief else (lambda *a: None)
+            if self.start_over and chief:
                 checkpoint.clear(self.ckpt)
                 self.say(f"--force: starting over; the old checkpoint in {self.ckpt} is gone")
             if self.resumed and (st["done"] or st["epoch"] >= cfg.epochs):
@@ -443,7 +469,8 @@ class Trainer:
                 epoch = st["epoch"]
                 t0 = time.time()
                 bar = tqdm(total=self.steps, initial=st["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                           file=sys.stderr, leave=False, mininterval=1 if sys.stderr.isatty() else 30, dynamic_ncols=True)
+                           file=sys.stderr, leave=False, mininterval=1 if sys.stderr.isatty() else 30, dynamic_ncols=True,
+                           disable=not chief)
                 for x, y in self.windows.batches(epoch, st["step"]):
                     if st["step"] >= self.steps:
                         break
@@ -455,19 +482,21 @@ class Trainer:
                         bar.set_postfix(bpc=f"{st['sum'] / st['count'] / LN2:.3f}", refresh=False)
                     if self.stop_signal is not None:
                         bar.close()
-                        checkpoint.save(self.ckpt, self.model, self.optimizer, st)
+                        save(self.ckpt, self.model, self.optimizer, st)
                         name = signal.Signals(self.stop_signal).name
                         self.say(f"{name}: checkpoint saved in epoch {epoch + 1}/{cfg.epochs} at batch "
                                  f"{st['step']}/{self.steps} ({self.ckpt}); continue with --resume")
                         return 128 + self.stop_signal
                 bar.close()
                 self._end_epoch(epoch, time.time() - t0)
-                checkpoint.save(self.ckpt, self.model, self.optimizer, st)
+                save(self.ckpt, self.model, self.optimizer, st)
                 if self.stop_signal is not None:
                     self.say(f"{signal.Signals(self.stop_signal).name}: checkpoint saved after epoch {epoch + 1}/{cfg.epochs} "
                              f"({self.ckpt}); continue with --resume")
                     return 128 + self.stop_signal
-            if cfg.export:
+            if cfg.export and not chief:
+                self.say(f"{self.placement.where}: the chief writes the bundle")
+            elif cfg.export:
                 self.phase = "finish"
                 candidate = self.export()
                 if self.install:
@@ -493,7 +522,8 @@ class Trainer:
         mark = ""
         if st["best"] is None or score < st["best"] - 1e-4:
             st["best"], st["best_epoch"], st["bad"] = score, epoch + 1, 0
-            checkpoint.save_best(self.ckpt, self.model)
+            if self.placement.chief:
+                checkpoint.save_best(self.ckpt, self.model)
             mark = "  *best"
         else:
             st["bad"] += 1
@@ -548,6 +578,8 @@ class Trainer:
             "training": {"config": _portable(asdict(cfg)), "init_from": self._base_name(),
                          "base": self.base.manifest.get("files", {}).get(WEIGHTS) if self.base else None},
         }
+        if self.placement.strategy is not None:  # the run's last leg; a resumed run may have changed it
+            manifest["training"]["strategy"] = {"name": self.placement.name, "replicas": self.placement.replicas}
         if self.recipe_step:
             manifest["recipe"] = {"step": self.recipe_step, "command": "python -m training.recipe"}
         with tempfile.TemporaryDirectory() as d:
@@ -661,9 +693,9 @@ def main(argv=None) -> int:
             kept = [k for k in opts.carried if k not in GENERATION] + (["generation defaults"] if set(opts.carried) & set(GENERATION) else [])
             print(f"kept from {cfg.install_dir}: {', '.join(kept)} (options given override them)", flush=True)
         trainer = Trainer(cfg, opts.resume, state=state, install=opts.install, force=opts.force,
-                          recipe_step=opts.recipe_step)
+                          recipe_step=opts.recipe_step, strategy=opts.strategy)
         return trainer.run()
-    except (CorpusError, BundleError, SetupError) as e:
+    except (CorpusError, BundleError, SetupError, StrategyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
