@@ -37,7 +37,8 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from bot.settings import Settings  # noqa: E402
 from bot.subscriptions.schema import chats, subscriptions  # noqa: E402
-from bot.subscriptions.store import RANDOM, Store, database_url  # noqa: E402
+from bot.subscriptions.db import database_url  # noqa: E402
+from bot.subscriptions.store import RANDOM, Store  # noqa: E402
 from bot.subscriptions.timing import format_time, plan  # noqa: E402
 from charlm import find_bundles  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI  # noqa: E402

@@ -231,19 +231,19 @@ def cmd_check(settings: Settings) -> int:
 
 
 def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .subscriptions.store import Store, database_url, describe
+    from .subscriptions.db import database_url, describe, reason, sqlite_file
+    from .subscriptions.store import Store
     from .votes import Votes, format_report
 
     setup_logging("WARNING", settings.secrets())
     if top < 0:
         return fail("--top must be at least 0", 2)
     url = database_url(settings.data_dir, settings.database_url)
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).is_file():
-        return fail(f"no database at {u.database} (DATA_DIR or DATABASE_URL): the bot makes it at its first start")
+    file = sqlite_file(url)
+    if file is not None and not file.is_file():
+        return fail(f"no database at {file} (DATA_DIR or DATABASE_URL): the bot makes it at its first start")
 
     async def read() -> dict:
         store = await Store.open(url)  # brings an older schema up to date, as the bot's start would
@@ -257,7 +257,7 @@ def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
     except StartupError as e:
         return fail(str(e))
     except SQLAlchemyError as e:
-        return fail(f"{describe(url)}: {str(getattr(e, 'orig', None) or e).splitlines()[0]}")
+        return fail(f"{describe(url)}: {reason(e)}")
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
     return 0
 

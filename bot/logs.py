@@ -61,5 +61,10 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None, stream=
     quiet = logging.NOTSET if level == "DEBUG" else logging.WARNING
     for name in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(name).setLevel(quiet)
+    # Alembic talks at INFO on every start (its plugins, "Context impl SQLiteImpl"; bot.subscriptions.migrate
+    # says what matters), and aiosqlite logs two DEBUG lines per driver call (dozens per transaction): noise
+    # that would drown the log at any level
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     logging.captureWarnings(True)
     return REDACTOR

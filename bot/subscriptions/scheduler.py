@@ -27,11 +27,9 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Callable
 
 from apscheduler.jobstores.base import JobLookupError
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, Job
@@ -43,7 +41,8 @@ from ..limits import delivery_unknown
 from ..replies import proverb_reply
 from ..services import Services
 from ..texts import DEFAULT_LANG
-from .store import Store, Subscription, _reason, describe
+from .db import describe, reason, sqlite_file
+from .store import Store, Subscription
 from .timing import LATE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -103,12 +102,6 @@ class Scheduler:
             log.error("subscriptions unavailable: %s", why)
         self.services.degraded["subscriptions"] = why
 
-    def _database_file(self) -> Path | None:
-        u = make_url(self.url)
-        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-            return Path(u.database)
-        return None
-
     async def start(self, app: Application) -> None:
         """Open the database (migrating it) and tick at once: anything due while the bot was down goes out now."""
         self._app = app
@@ -164,7 +157,7 @@ class Scheduler:
         self._job = None
         if self._stopping or self.store is None:
             return
-        db = self._database_file()
+        db = sqlite_file(self.url)
         if db is not None and not db.exists() and not self.unavailable:
             # SQLite keeps writing to the deleted file, and all of it is gone at the next start
             self.degrade(f"the database file {db} was deleted while the bot ran; changes from now on are lost "
@@ -172,7 +165,7 @@ class Scheduler:
         try:
             await self._tick_store(context)
         except SQLAlchemyError as e:
-            self.degrade(f"the subscriptions database failed: {_reason(e)}")
+            self.degrade(f"the subscriptions database failed: {reason(e)}")
             self.wake(min(self.poll_interval, 60.0))
 
     async def _tick_store(self, context: ContextTypes.DEFAULT_TYPE) -> None:

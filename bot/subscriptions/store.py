@@ -3,74 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import bindparam, delete, event, func, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import StartupError
+from .db import describe, make_engine, reason, sqlite_file
 from .migrate import upgrade
 from .schema import chats, subscriptions
 from .timing import format_time, parse_time, plan, retry_delay, scheduled as scheduled_at
 
-log = logging.getLogger(__name__)
-# aiosqlite logs two DEBUG lines per driver call (dozens per transaction): noise that would drown a DEBUG log
-logging.getLogger("aiosqlite").setLevel(logging.INFO)
-
 RANDOM = "random"  # the culture of a subscription that gets a culture picked at random each day
-DB_FILE = "bot.sqlite3"
-
-
-def database_url(data_dir: Path, url: str | None = None) -> str:
-    """DATABASE_URL when set, else an SQLite file in DATA_DIR (an absolute path, whatever the working directory)."""
-    return url or f"sqlite+aiosqlite:///{Path(data_dir).resolve() / DB_FILE}"
-
-
-def describe(url: str) -> str:
-    """The URL for logs and errors: the file for SQLite, no password for the rest."""
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        return u.database or ":memory:"
-    return u.render_as_string(hide_password=True)
-
-
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine; for SQLite: one connection, WAL, foreign keys, and real transactions (DDL included).
-
-    One connection: SQLite has one writer at a time anyway, and two connections of this process would make
-    each other's transactions fail ("database is locked") instead of queueing on the pool. The sqlite3
-    driver's legacy mode begins transactions only before INSERT/UPDATE/DELETE, so a migration (CREATE
-    TABLE ...) would commit statement by statement; SQLAlchemy emits BEGIN IMMEDIATE itself instead, which
-    also makes another process (the migrate command, a bench) wait its turn rather than fail.
-    """
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
-    if u.database and u.database != ":memory:":
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
-    else:
-        engine = create_async_engine(url)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 @dataclass(frozen=True)
@@ -133,9 +81,9 @@ class Store:
     @classmethod
     async def open(cls, url: str) -> "Store":
         """Create the database if needed and bring its schema up to date; StartupError with one line if not possible."""
-        u = make_url(url)
-        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-            folder = Path(u.database).parent
+        file = sqlite_file(url)
+        if file is not None:
+            folder = file.parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -148,7 +96,7 @@ class Store:
             raise
         except (SQLAlchemyError, OSError) as e:
             await engine.dispose()
-            raise StartupError(f"cannot open the subscriptions database {describe(url)}: {_reason(e)}") from None
+            raise StartupError(f"cannot open the subscriptions database {describe(url)}: {reason(e)}") from None
         return cls(engine, url)
 
     async def close(self) -> None:
@@ -299,15 +247,10 @@ class Store:
         return [_row(r) for r in rows]
 
     async def _reschedule(self, conn: AsyncConnection, sub_id: int, at: time, tz: str, after: date | None,
-                          now: datetime, **values) -> tuple[date, datetime]:
+                          now: datetime) -> tuple[date, datetime]:
         """Schedule the row's next delivery: the first local date after `after` whose time is still ahead."""
         due_date, next_due = plan(at, tz, after, now)
         await conn.execute(update(subscriptions).where(subscriptions.c.id == sub_id).values(
-            local_time=format_time(at), due_date=due_date, next_due=next_due, failures=0, **values))
+            local_time=format_time(at), due_date=due_date, next_due=next_due, failures=0))
         return due_date, next_due
 
-
-def _reason(e: BaseException) -> str:
-    """The driver's own words for a database error, without SQLAlchemy's SQL and links."""
-    orig = getattr(e, "orig", None)
-    return str(orig or e).splitlines()[0]

@@ -11,7 +11,8 @@ from ..errors import StartupError
 from ..services import Services
 from . import handlers
 from .scheduler import Scheduler
-from .store import database_url, prepare
+from .db import database_url
+from .store import prepare
 from .timing import utcnow
 
 

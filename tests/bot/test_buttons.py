@@ -18,7 +18,8 @@ from bot import buttons, subscriptions, votes
 from bot.commands import MAX_SEED
 from bot.services import build_services
 from bot.subscriptions.migrate import alembic_config, current_revision, head
-from bot.subscriptions.store import Store, make_engine
+from bot.subscriptions.db import make_engine
+from bot.subscriptions.store import Store
 
 from .conftest import PYTHON, RunningBot, bot_env, bot_settings, launch
 from .fakeapi import FakeBotAPI

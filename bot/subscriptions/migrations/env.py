@@ -1,6 +1,6 @@
 """Alembic environment for the subscriptions database.
 
-Always run through bot.subscriptions.migrate (at the bot's startup, or `python -m bot.subscriptions.migrate`),
+Always run through bot.subscriptions.migrate (at the bot's startup, or by hand: `python -m bot.subscriptions`),
 which hands over an open connection in `config.attributes["connection"]`: the bot's own engine, with its
 SQLite settings, in one transaction.
 Batch mode (`render_as_batch`) lets migrations alter SQLite tables, which SQLite only allows by rebuilding them.
@@ -16,7 +16,7 @@ config = context.config
 
 
 def run_with(connection) -> None:
-    # transactional_ddl: the connection is in a transaction (BEGIN IMMEDIATE, see store.make_engine), so a
+    # transactional_ddl: the connection is in a transaction (BEGIN IMMEDIATE, see db.make_engine), so a
     # migration that fails halfway leaves the schema as it was, on SQLite too
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
                       transactional_ddl=True)
@@ -26,5 +26,5 @@ def run_with(connection) -> None:
 
 connection = config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations with `python -m bot.subscriptions.migrate`, not the alembic command")
+    raise RuntimeError("run migrations with `python -m bot.subscriptions`, not the alembic command")
 run_with(connection)
