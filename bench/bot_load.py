@@ -47,9 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot.fakeapi when run as a script
 
-from bot import subscriptions, votes  # noqa: E402
 from bot.app import build_application, run  # noqa: E402
-from bot.services import build_services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI, message, serve_over_pipe  # noqa: E402
 
@@ -69,9 +67,9 @@ def build_tiny_models(dest: Path, units: int) -> Path:
     return dest
 
 
-def worker_cpu(services) -> float:
+def worker_cpu(generator) -> float:
     """CPU seconds used so far by the generation worker processes (Linux /proc; 0 elsewhere)."""
-    executor = services.generator._executor
+    executor = generator._executor
     total = 0.0
     for pid in list(getattr(executor, "_processes", {}) or {}):
         try:
@@ -185,18 +183,17 @@ class Run:
             poll_timeout=10, max_retries=10, batch_size=self.batch_size, generation_processes=self.processes,
             data_dir=Path(tempfile.mkdtemp(prefix="bench-data-")),
         )
-        services = build_services(settings)
-        texts = [f"/{name}" for name in services.names]
-        plugins = [subscriptions.plugin, votes.plugin] if self.mix else []  # votes need the database
-        app = build_application(settings, services, plugins=[*plugins, self._plugin(conn, texts)])
+        app = build_application(settings)
+        texts = [f"/{name}" for name in app.parts.catalog.names]
+        self._start_load_after_startup(app, conn, texts)
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            run(app, settings, stop_signals=(), close_loop=True)
+            run(app, stop_signals=(), close_loop=True)
         finally:
             conn.send(("stop",))
             conn.recv()
             fake.join(10)
-        g = services.generator.stats
+        g = app.parts.generator.stats
         lat = [x * 1000 for x in self.stats["latencies"]]
         n = max(1, self.stats["answered"])
         return {
@@ -218,17 +215,17 @@ class Run:
                         for k, v in sorted(self.stats.get("by_kind", {}).items())},
         }
 
-    def _plugin(self, conn, texts: list[str]):
-        """A bot extension (bot.app.Plugin) that starts the load once the bot is up and stops it after."""
-        bench = self
+    def _start_load_after_startup(self, app, conn, texts: list[str]) -> None:
+        """Start the load once the bot is up (after its own post_init), and stop the bot after it."""
+        startup = app.post_init
 
-        def plugin(app, services) -> None:
-            async def begin(app) -> None:
-                loop = asyncio.get_running_loop()
-                loop.create_task(bench._watch_loop())
-                loop.create_task(bench._drive(app, conn, texts, services))
-            services.on_startup.append(begin)
-        return plugin
+        async def begin(app) -> None:
+            await startup(app)
+            loop = asyncio.get_running_loop()
+            loop.create_task(self._watch_loop())
+            loop.create_task(self._drive(app, conn, texts))
+
+        app.post_init = begin
 
     async def _watch_loop(self) -> None:
         """The longest time the event loop was kept from running (a 2 ms sleep that took longer).
@@ -246,10 +243,10 @@ class Run:
             if self.stats:
                 return
 
-    async def _drive(self, app, conn, texts: list[str], services) -> None:
+    async def _drive(self, app, conn, texts: list[str]) -> None:
         await asyncio.sleep(0.5)  # let polling start
         self.max_stall = self.max_stall_cpu = 0.0  # count from the start of the load, not the bot's startup
-        cpu0, wcpu0 = time.process_time(), worker_cpu(services)
+        cpu0, wcpu0 = time.process_time(), worker_cpu(app.parts.generator)
         chats = list(range(1, self.chats + 1))
 
         def ask(*msg):
@@ -267,7 +264,7 @@ class Run:
             stats = await asyncio.to_thread(ask, "stats")
             if stats["done"] or time.monotonic() > deadline:
                 break
-        self.cpu = {"bot": time.process_time() - cpu0, "workers": worker_cpu(services) - wcpu0}
+        self.cpu = {"bot": time.process_time() - cpu0, "workers": worker_cpu(app.parts.generator) - wcpu0}
         self.stats = stats
         app.stop_running()
 

@@ -7,7 +7,7 @@
 
 What it does: writes N subscriptions (chats 1..N, cycling through "random" and every culture) for the next
 whole minute at least --lead seconds away into a fresh SQLite database, starts `python -m bot` on it (the
-real CLI, the real plugin, the real clock) against the fake Bot API in this process, and waits. The fake
+real CLI, the real subscriptions, the real clock) against the fake Bot API in this process, and waits. The fake
 answers 429 whenever Telegram would: more than --rate messages in any second overall (30 unless --fast),
 more than 1 a second in one chat. Reported: every chat got exactly one proverb, the 429s (must be 0), the
 most messages the fake saw in any one second, the delay from the due minute to the first and last message,

@@ -12,16 +12,11 @@ from pathlib import Path
 from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
 from charlm.text import normalize_prefix
 
-from . import subscriptions, votes
 from .errors import StartupError
 from .logs import REDACTOR, setup_logging
 from .settings import Settings, ValidationError, describe_error, load_settings
 
 log = logging.getLogger("bot")
-
-# Extensions: callables (application, services) -> None that add handlers, jobs and hooks
-# (see bot.app.build_application). Features such as daily subscriptions register here.
-PLUGINS: tuple = (subscriptions.plugin, votes.plugin)
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -86,7 +81,6 @@ def cmd_run(settings: Settings) -> int:
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
     from .app import build_application, run
-    from .services import build_services
 
     if not settings.token:
         if sys.stdin.isatty():
@@ -98,12 +92,11 @@ def cmd_run(settings: Settings) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_startup_failure)
     try:
-        services = build_services(settings)
-        app = build_application(settings, services, PLUGINS)
+        app = build_application(settings)
     except StartupError as e:
         return fail(str(e))
     try:
-        run(app, settings)
+        run(app)
     except InvalidToken:
         return fail("Telegram rejected BOT_TOKEN (check it with @BotFather)")
     except NetworkError as e:
@@ -112,8 +105,8 @@ def cmd_run(settings: Settings) -> int:
         return fail(f"Telegram: {e}")
     except StartupError as e:
         return fail(str(e))
-    if services.failure:
-        return fail(services.failure)
+    if app.parts.status.failure:
+        return fail(app.parts.status.failure)
     return 0
 
 
@@ -130,15 +123,12 @@ def _not_startup_failure(record: logging.LogRecord) -> bool:
 
 def cmd_chat(settings: Settings, lang: str) -> int:
     from .console import chat
-    from .services import build_services
 
     setup_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING", settings.secrets())
     try:
-        services = build_services(settings)
+        return asyncio.run(chat(settings, lang=lang))
     except StartupError as e:
         return fail(str(e))
-    try:
-        return asyncio.run(chat(settings, services, lang=lang, plugins=PLUGINS))
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
@@ -202,10 +192,11 @@ def _find_bundle(models_dir: Path, name: str):
 
 
 def cmd_check(settings: Settings) -> int:
-    from .generation import survey_bundles
+    from .app import reserved_commands
+    from .catalog import survey_bundles
 
     setup_logging("WARNING")
-    bundles, problems = survey_bundles(settings.models_dir)
+    bundles, problems = survey_bundles(settings.models_dir, reserved_commands())
     if not bundles and not problems:
         return fail(f"no bundles in MODELS_DIR={settings.models_dir}")
     for path, line in problems:

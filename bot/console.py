@@ -22,10 +22,8 @@ from typing import Awaitable, Callable, TextIO
 from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
-from .app import Plugin, build_application
+from .app import build_application
 from .commands import command_entity_length
-from .limits import UserRateLimiter
-from .services import Services
 from .settings import Settings
 
 CONSOLE_TOKEN = "0:console"  # never leaves the process: ConsoleRequest answers every call
@@ -176,18 +174,21 @@ def _reader(stdin: TextIO, interactive: bool) -> Callable[[str], Awaitable[str]]
     return next_line
 
 
-async def chat(settings: Settings, services: Services, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
-               lang: str = "ru", plugins: tuple[Plugin, ...] = ()) -> int:
+def console_settings(settings: Settings) -> Settings:
+    """The settings for one person at a keyboard: no heartbeat, no per-user limit, and generation in a thread
+    (it starts faster than a worker process)."""
+    return settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0, "generation_processes": 0})
+
+
+async def chat(settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, lang: str = "ru") -> int:
     """Read lines until end of input or /quit, answering each through the bot's own handlers; -> exit status.
 
-    A number presses that button under the last message that has buttons.
+    A number presses that button under the last message that has buttons. StartupError (one line) when the
+    bot cannot be built (no bundles, a broken one).
     """
-    settings = settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0})
-    services.settings = settings
-    services.users = UserRateLimiter(0, settings.user_rate_period)  # one person at a keyboard: no per-user limit
-    services.generator.processes = 0  # one person typing: a thread starts faster than a worker process
     console = ConsoleRequest(stdout)
-    app = build_application(settings, services, plugins, request=console, token=CONSOLE_TOKEN)
+    app = build_application(console_settings(settings), request=console, token=CONSOLE_TOKEN)
+    names = app.parts.catalog.names
     interactive = stdin.isatty() and stdin is sys.stdin
     if interactive:
         _line_editing()
@@ -196,8 +197,8 @@ async def chat(settings: Settings, services: Services, stdin: TextIO = sys.stdin
     try:
         await app.post_init(app)
         if interactive:
-            names = ", ".join(f"/{n}" for n in services.names)
-            stdout.write(f"{names} — /help for more, @{app.bot.username} {services.names[0]} for inline mode; "
+            commands = ", ".join(f"/{n}" for n in names)
+            stdout.write(f"{commands} — /help for more, @{app.bot.username} {names[0]} for inline mode; "
                          f"a number presses a button; /quit or Ctrl-D to leave\n\n")
         n = 0
         while True:

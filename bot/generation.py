@@ -1,4 +1,4 @@
-"""The generation service: loaded bundles, and micro-batched generation off the event loop."""
+"""The generation service: micro-batched generation off the event loop, in worker processes."""
 
 from __future__ import annotations
 
@@ -12,80 +12,11 @@ import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from charlm import Bundle, BundleError, Request, Result, find_bundles, load_bundle
-from charlm.bundle import NAME_RE
-
-from .errors import StartupError
+from charlm import Bundle, Request, Result, load_bundle
 
 log = logging.getLogger(__name__)
-
-
-def survey_bundles(models_dir: str | Path, reserved: tuple[str, ...] | None = None) -> tuple[dict[str, Bundle], list[tuple[Path, str]]]:
-    """Load every bundle folder under `models_dir` and check them together: the one validation that startup
-    and `python -m bot check` share. -> (the bundles that loaded, by name; (folder, problem) for each problem:
-    a broken bundle, two bundles of one name, a command that clashes with the bot's own or another bundle's)."""
-    reserved = RESERVED if reserved is None else reserved
-    bundles: dict[str, Bundle] = {}
-    problems: list[tuple[Path, str]] = []
-    for p in find_bundles(models_dir):
-        try:
-            b = load_bundle(p)
-        except BundleError as e:
-            problems.append((p, f"broken bundle: {e}"))
-            continue
-        if b.name in bundles:
-            problems.append((p, f"two bundles are named {b.name!r}: {bundles[b.name].path} and {b.path}"))
-            continue
-        bundles[b.name] = b
-    problems += [(bundles[name].path, line) for name, line in command_problems(bundles, reserved)]
-    return bundles, problems
-
-
-def load_bundles(models_dir: str | Path) -> dict[str, Bundle]:
-    """Every bundle under `models_dir`, verified, by name; StartupError when none or one is broken."""
-    models_dir = Path(models_dir)
-    bundles, problems = survey_bundles(models_dir)
-    if problems:
-        raise StartupError(problems[0][1])
-    if not bundles:
-        why = "no such folder" if not models_dir.is_dir() else "no bundle folders (with manifest.json) in it"
-        raise StartupError(f"no bundles in MODELS_DIR={models_dir} ({why}); train one with "
-                           f"`python -m training.train --culture NAME` or point MODELS_DIR at a models folder")
-    return bundles
-
-
-# the bot's own commands (subscriptions included): a bundle may not take them
-RESERVED = ("start", "help", "random", "about", "subscribe", "unsubscribe", "subscriptions", "timezone")
-
-
-def command_problems(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> list[tuple[str, str]]:
-    """(bundle name, problem) for each command (name or alias) that is not a Telegram command or is taken."""
-    table: dict[str, str] = {}
-    out = []
-    for b in bundles.values():
-        for command in [b.name, *b.aliases]:
-            command = command.lower()
-            other = table.get(command)
-            if command in reserved:
-                out.append((b.name, f"bundle {b.name!r} would take the bot's own command /{command} ({b.path / 'manifest.json'})"))
-            elif other is not None and other != b.name:
-                out.append((b.name, f"/{command} of bundle {b.name!r} is already the command of {other!r} ({b.path / 'manifest.json'})"))
-            elif not NAME_RE.match(command):
-                out.append((b.name, f"alias {command!r} of bundle {b.name!r} is not a Telegram command ([a-z0-9_]{{1,32}})"))
-            else:
-                table[command] = b.name
-    return out
-
-
-def command_table(bundles: dict[str, Bundle], reserved: tuple[str, ...] = RESERVED) -> dict[str, str]:
-    """Command (name or alias, lower case) -> bundle name; StartupError on a clash."""
-    problems = command_problems(bundles, reserved)
-    if problems:
-        raise StartupError(problems[0][1])
-    return {c.lower(): b.name for b in bundles.values() for c in [b.name, *b.aliases]}
 
 
 @dataclass
@@ -93,7 +24,6 @@ class _Item:
     bundle: str
     request: Request
     future: asyncio.Future
-    queued: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -110,9 +40,9 @@ class BatchStats:
 class GenerationService:
     """Generates proverbs in worker processes; requests that arrive together are generated together.
 
-    `await service.generate(name, requests)` queues the requests; a free worker takes *everything*
-    queued, groups it by bundle, and runs one `Bundle.generate` (one `charlm.generate` call, all rows
-    stepped together) per bundle. Under load batches grow, so throughput grows instead of latency.
+    `await service.generate([(name, request), ...])` queues the requests (of any bundles); a free worker
+    takes *everything* queued, groups it by bundle (here, and nowhere else), and runs one `Bundle.generate`
+    (one `charlm.generate` call, all rows stepped together) per bundle. Under load batches grow, so throughput grows instead of latency.
     Each request's text depends only on its bundle, seed, prefix and settings, never on its
     batch-mates (charlm's guarantee), so batching changes nothing a user can see.
 
@@ -175,23 +105,20 @@ class GenerationService:
 
     # -- requests --------------------------------------------------------------------------------
 
-    async def generate(self, name: str, requests: list[Request]) -> list[Result]:
-        """Results for `requests` from bundle `name`, in order; generated with whatever else is queued."""
-        if name not in self.bundles:
-            raise KeyError(f"no bundle named {name!r}")
+    async def generate(self, requests: list[tuple[str, Request]]) -> list[Result]:
+        """A result for each (bundle name, request), in order; generated with whatever else is queued."""
+        for name, _ in requests:
+            if name not in self.bundles:
+                raise KeyError(f"no bundle named {name!r}")
         if not self._workers:
             await self.start()
         if self._closing:
             raise RuntimeError("the generation service is stopping")
         loop = asyncio.get_running_loop()
-        items = [_Item(name, r, loop.create_future()) for r in requests]
+        items = [_Item(name, r, loop.create_future()) for name, r in requests]
         self._queue.extend(items)
         self._wake.set()
         return list(await asyncio.gather(*(i.future for i in items)))
-
-    async def one(self, name: str, request: Request) -> Result:
-        """One result: `generate(name, [request])[0]`."""
-        return (await self.generate(name, [request]))[0]
 
     # -- the worker ------------------------------------------------------------------------------
 

@@ -9,7 +9,25 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass
+class Status:
+    """How the running bot is: ending for good (`failure`), or serving with parts down (`degraded`)."""
+
+    failure: str | None = None  # why the bot is ending for good (set once; the process exits non-zero)
+    degraded: dict[str, str] = field(default_factory=dict)  # part ("subscriptions") -> why it is down
+
+    @property
+    def line(self) -> str | None:
+        """The heartbeat's state line: `failed: …`, `degraded: …`, or None when all is well."""
+        if self.failure:
+            return f"failed: {self.failure}"
+        if self.degraded:
+            return "degraded: " + "; ".join(f"{k} unavailable ({v})" for k, v in sorted(self.degraded.items()))
+        return None
 
 
 def beat(path: Path, state: str | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from charlm import Bundle, Result
 
-from .services import Services
+from .catalog import Catalog
 from .texts import text
 from .votes import Tally
 
@@ -28,36 +28,36 @@ def proverb_reply(result: Result, replay: str) -> str:
     return fit(result.text or "…", TELEGRAM_LIMIT - len(footer)) + footer
 
 
-def command_list(services: Services) -> str:
+def command_list(catalog: Catalog) -> str:
     """`/alpha, /beta` — every culture command, without aliases."""
-    return ", ".join(f"/{n}" for n in services.names)
+    return ", ".join(f"/{n}" for n in catalog.names)
 
 
-def culture_lines(services: Services) -> str:
+def culture_lines(catalog: Catalog) -> str:
     """One line per culture: `/sufi (/suf) — Суфийские притчи`."""
     lines = []
-    for name in services.names:
-        b = services.bundles[name]
+    for name in catalog.names:
+        b = catalog.bundles[name]
         aliases = "".join(f", /{a}" for a in b.aliases)
         title = f" — {b.title}" if b.title and b.title != name else ""
         lines.append(f"/{name}{aliases}{title}")
     return "\n".join(lines)
 
 
-def example_prefix(services: Services, name: str) -> str:
+def example_prefix(catalog: Catalog, name: str) -> str:
     """A start word the bundle can spell ("Однажды" for the Russian models), for examples in help texts."""
     for word in ("Однажды", "Once"):
-        if not services.bundles[name].charset.unknown(word):
+        if not catalog.bundles[name].charset.unknown(word):
             return word
     return ""
 
 
-def help_reply(services: Services, lang: str, bot_username: str | None, hello: bool) -> str:
+def help_reply(catalog: Catalog, lang: str, bot_username: str | None, hello: bool) -> str:
     """/start and /help: what is loaded and how to ask."""
     parts = [text("hello", lang)] if hello else []
-    parts.append(text("cultures", lang) + "\n" + culture_lines(services))
-    example = services.names[0]
-    prefix = example_prefix(services, example)
+    parts.append(text("cultures", lang) + "\n" + culture_lines(catalog))
+    example = catalog.names[0]
+    prefix = example_prefix(catalog, example)
     note = text("russian_prefix_note", lang) if prefix == "Однажды" else ""
     parts.append(text("usage", lang, example=example, prefix=prefix, note=note, bot=bot_username or "bot"))
     return fit("\n\n".join(parts))

@@ -83,7 +83,6 @@ TEXTS: dict[str, dict[str, str]] = {
     "press_rate_limited": {"ru": "Не так быстро, пожалуйста: попробуйте через {seconds} с",
                            "en": "Not so fast, please: try again in {seconds} s"},
     "press_failed": {"ru": "Не получилось, попробуйте чуть позже", "en": "That did not work; please try a little later"},
-    "inline_unknown": {"ru": "Нет модели «{name}»", "en": "No model “{name}”"},
     # the command menu (set_my_commands)
     "menu_start": {"ru": "что я умею", "en": "what I can do"},
     "menu_help": {"ru": "помощь и список моделей", "en": "help and the list of models"},
@@ -98,7 +97,12 @@ def lang_of(language_code: str | None) -> str:
     return "en" if language_code and language_code.lower().startswith("en") else DEFAULT_LANG
 
 
-def text(key: str, lang: str = DEFAULT_LANG, **fields) -> str:
-    """The text `key` in `lang` (Russian when missing), filled with `fields`."""
-    variants = TEXTS[key]
+def lookup(table: dict[str, dict[str, str]], key: str, lang: str = DEFAULT_LANG, **fields) -> str:
+    """The text `key` of `table` in `lang` (Russian when missing), filled with `fields`."""
+    variants = table[key]
     return variants.get(lang, variants[DEFAULT_LANG]).format(**fields)
+
+
+def text(key: str, lang: str = DEFAULT_LANG, **fields) -> str:
+    """The bot's text `key` in `lang` (Russian when missing), filled with `fields`."""
+    return lookup(TEXTS, key, lang, **fields)

@@ -1,7 +1,7 @@
-"""Readers' votes (👍/👎 under each proverb), in the bot's database: the subscriptions' engine and migrations.
+"""Readers' votes (👍/👎 under each proverb), in the bot's database (the subscriptions' engine and migrations).
 
-`plugin` is the bot.app.Plugin that turns them on (after bot.subscriptions.plugin, whose database it shares);
-without it the vote buttons answer that votes are not collected. `python -m bot stats` reads them.
+bot.app opens them with the database; while it is unavailable, the vote buttons answer that votes are not
+collected. `python -m bot stats` reads them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import charlm
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from telegram.ext import Application
-
-    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -172,21 +169,3 @@ def format_report(report: dict) -> str:
             lines.append("  (none)")
     return "\n".join(lines)
 
-
-def plugin(app: "Application", services: "Services") -> None:
-    """Collect votes in the subscriptions' database (apply after bot.subscriptions.plugin)."""
-    from .errors import StartupError
-
-    if "subscriptions" not in app.bot_data:
-        raise StartupError("votes are stored in the subscriptions' database: apply bot.subscriptions.plugin before bot.votes.plugin")
-    scheduler = app.bot_data["subscriptions"]
-
-    async def open_votes(app: "Application") -> None:
-        # the database is unavailable (subscriptions degraded): buttons say votes are not collected
-        services.votes = Votes(scheduler.store.engine) if scheduler.store is not None else None
-
-    async def close_votes(app: "Application") -> None:
-        services.votes = None
-
-    services.on_startup.append(open_votes)  # after the scheduler's start, which opens the store
-    services.on_shutdown.insert(0, close_votes)  # before the scheduler's stop, which closes it

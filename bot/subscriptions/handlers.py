@@ -5,41 +5,33 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
-from telegram.ext import Application, ChatMemberHandler, CommandHandler, ContextTypes
 
-from ..commands import command_of
-from ..handlers import NEW_MESSAGES, send, user_lang
+from ..catalog import Catalog
+from ..handlers import send, user_lang
 from ..replies import command_list
-from ..services import MenuEntry, Services, get_services
-from .scheduler import Scheduler
 from .store import RANDOM, Subscription
 from .texts import text
 from .timing import find_zone, format_time, parse_time, zone
+
+if TYPE_CHECKING:
+    from ..app import BotContext
 
 log = logging.getLogger(__name__)
 
 RANDOM_WORDS = {RANDOM, "any", "случайно", "любая", "любой"}
 ALL_WORDS = {"all", "все", "всё"}
 ADMINS = {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
-GONE = {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}
+# the bot's own membership after which a chat's subscriptions go: it was blocked, banned, or removed
+REMOVED = {ChatMemberStatus.BANNED, ChatMemberStatus.LEFT}
 
 
-def get_scheduler(context: ContextTypes.DEFAULT_TYPE) -> Scheduler:
-    """The subscriptions scheduler of the application a handler runs in."""
-    return context.application.bot_data["subscriptions"]
-
-
-def args_of(update: Update) -> list[str]:
-    cmd = command_of(update.effective_message)
-    return cmd.rest.split() if cmd else []
-
-
-async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def may_change(update: Update, context: BotContext) -> bool:
     """Private chats: yes. Groups: only the chat's administrators (asked of Telegram: getChatMember)."""
     chat = update.effective_chat
     if chat.type == ChatType.PRIVATE:
@@ -58,11 +50,11 @@ async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool
     return member.status in ADMINS
 
 
-def what(services: Services, culture: str, lang: str) -> str:
+def what(catalog: Catalog, culture: str, lang: str) -> str:
     """How a subscription's culture reads: "a parable from a random culture", "a “Sufi” parable (/sufi)"."""
     if culture == RANDOM:
         return text("what_random", lang)
-    bundle = services.bundles.get(culture)
+    bundle = catalog.bundles.get(culture)
     if bundle is None:
         return text("what_gone", lang, name=culture)
     return text("what_culture", lang, title=bundle.title, name=culture)
@@ -79,8 +71,8 @@ def when(sub: Subscription, now: datetime, lang: str) -> str:
     return text("on_date", lang, date=sub.due_date.isoformat(), time=t)
 
 
-def lines(services: Services, subs: list[Subscription], now: datetime, lang: str) -> str:
-    return "\n".join(text("line", lang, what=what(services, s.culture, lang), time=format_time(s.at), when=when(s, now, lang))
+def lines(catalog: Catalog, subs: list[Subscription], now: datetime, lang: str) -> str:
+    return "\n".join(text("line", lang, what=what(catalog, s.culture, lang), time=format_time(s.at), when=when(s, now, lang))
                      for s in subs)
 
 
@@ -91,107 +83,103 @@ def local_now(tz: str, now: datetime) -> str:
 # -- handlers -------------------------------------------------------------------------------------
 
 
-async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def subscribe(update: Update, context: BotContext) -> None:
     """Subscribe the chat to a daily proverb: a culture (or a random one each day) at a local time."""
-    services = get_services(context)
-    scheduler = get_scheduler(context)
+    catalog, scheduler = context.catalog, context.subscriptions
     lang = user_lang(update)
     if not await may_change(update, context):
-        await send(update, context, text("admins_only", lang))
+        await send(update, text("admins_only", lang))
         return
-    default_at = parse_time(services.settings.subscription_default_time)
+    default_at = parse_time(context.settings.subscription_default_time)
     culture, at = None, None
-    for arg in args_of(update):
+    for arg in context.args:
         word = arg.lower().lstrip("/")
         t = parse_time(arg)
         if t is not None and at is None:
             at = t
-        elif culture is None and word in services.commands:
-            culture = services.commands[word]
+        elif culture is None and word in catalog.commands:
+            culture = catalog.commands[word]
         elif culture is None and word in RANDOM_WORDS:
             culture = RANDOM
         else:
-            await send(update, context, text("subscribe_usage", lang, arg=arg[:40], default=format_time(default_at),
-                                             example=services.names[0], commands=command_list(services)))
+            await send(update, text("subscribe_usage", lang, arg=arg[:40], default=format_time(default_at),
+                                    example=catalog.names[0], commands=command_list(catalog)))
             return
     now = scheduler.clock()
     sub, created = await scheduler.store.subscribe(update.effective_chat.id, culture or RANDOM, at or default_at, now)
     scheduler.wake()
-    await send(update, context, text("created" if created else "changed", lang, what=what(services, sub.culture, lang),
-                                     time=format_time(sub.at), tz=sub.timezone, when=when(sub, now, lang)))
+    await send(update, text("created" if created else "changed", lang, what=what(catalog, sub.culture, lang),
+                            time=format_time(sub.at), tz=sub.timezone, when=when(sub, now, lang)))
 
 
-async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unsubscribe(update: Update, context: BotContext) -> None:
     """Cancel the chat's subscription to one culture, or all of them."""
-    services = get_services(context)
-    scheduler = get_scheduler(context)
+    catalog, scheduler = context.catalog, context.subscriptions
     lang = user_lang(update)
     if not await may_change(update, context):
-        await send(update, context, text("admins_only", lang))
+        await send(update, text("admins_only", lang))
         return
-    args = args_of(update)
+    args = context.args
     word = args[0].lower().lstrip("/") if args else ""
     chat_id = update.effective_chat.id
     if not word or word in ALL_WORDS:
         n = await scheduler.store.unsubscribe(chat_id)
-        await send(update, context, text("unsubscribed_all", lang, n=n) if n else text("unsubscribed_none", lang))
+        await send(update, text("unsubscribed_all", lang, n=n) if n else text("unsubscribed_none", lang))
         return
-    culture = RANDOM if word in RANDOM_WORDS else services.commands.get(word, word)
+    culture = RANDOM if word in RANDOM_WORDS else catalog.commands.get(word, word)
     if await scheduler.store.unsubscribe(chat_id, culture):
-        await send(update, context, text("unsubscribed_one", lang, what=what(services, culture, lang)))
+        await send(update, text("unsubscribed_one", lang, what=what(catalog, culture, lang)))
     else:
-        await send(update, context, text("not_subscribed", lang, name=args[0][:40]))
+        await send(update, text("not_subscribed", lang, name=args[0][:40]))
 
 
-async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def subscriptions(update: Update, context: BotContext) -> None:
     """Show the chat's subscriptions, their times and the next delivery."""
-    services = get_services(context)
-    scheduler = get_scheduler(context)
+    catalog, scheduler = context.catalog, context.subscriptions
     lang = user_lang(update)
     chat_id = update.effective_chat.id
     subs = await scheduler.store.of_chat(chat_id)
     now = scheduler.clock()
     if not subs:
         tz = await scheduler.store.timezone(chat_id)
-        await send(update, context, text("none", lang, default=services.settings.subscription_default_time, tz=tz,
-                                         example=services.names[0]))
+        await send(update, text("none", lang, default=context.settings.subscription_default_time, tz=tz,
+                                example=catalog.names[0]))
         return
-    await send(update, context, text("list", lang, tz=subs[0].timezone, lines=lines(services, subs, now, lang)))
+    await send(update, text("list", lang, tz=subs[0].timezone, lines=lines(catalog, subs, now, lang)))
 
 
-async def timezone(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def timezone(update: Update, context: BotContext) -> None:
     """Show or set the chat's time zone (an IANA name, any case, or a city that names one)."""
-    services = get_services(context)
-    scheduler = get_scheduler(context)
+    catalog, scheduler = context.catalog, context.subscriptions
     lang = user_lang(update)
     chat_id = update.effective_chat.id
     now = scheduler.clock()
-    args = args_of(update)
+    args = context.args
     if not args:
         tz = await scheduler.store.timezone(chat_id)
-        await send(update, context, text("timezone_show", lang, tz=tz, local=local_now(tz, now)))
+        await send(update, text("timezone_show", lang, tz=tz, local=local_now(tz, now)))
         return
     if not await may_change(update, context):
-        await send(update, context, text("admins_only", lang))
+        await send(update, text("admins_only", lang))
         return
     name = " ".join(args)
     tz = find_zone(name)
     if tz is None:
-        await send(update, context, text("timezone_unknown", lang, name=name[:64]))
+        await send(update, text("timezone_unknown", lang, name=name[:64]))
         return
     subs = await scheduler.store.set_timezone(chat_id, tz, now)
     scheduler.wake()
     reply = text("timezone_set", lang, tz=tz, local=local_now(tz, now))
     if subs:
-        reply += "\n" + text("timezone_moved", lang, lines=lines(services, subs, now, lang))
-    await send(update, context, reply)
+        reply += "\n" + text("timezone_moved", lang, lines=lines(catalog, subs, now, lang))
+    await send(update, reply)
 
 
-async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def my_chat_member(update: Update, context: BotContext) -> None:
     """The bot was blocked, or removed from a group: its subscriptions there go too."""
     change = update.my_chat_member
-    if change.new_chat_member.status in GONE:
-        n = await get_scheduler(context).store.forget_chat(change.chat.id)
+    if change.new_chat_member.status in REMOVED:
+        n = await context.subscriptions.store.forget_chat(change.chat.id)
         if n:
             log.info("chat %s: the bot is %s; removed its %d subscription(s)", change.chat.id,
                      change.new_chat_member.status, n)
@@ -201,8 +189,8 @@ def guarded(handler):
     """`handler`, but while the database is unavailable (or when it fails now) the user hears so, politely."""
 
     @functools.wraps(handler)
-    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        scheduler = get_scheduler(context)
+    async def run(update: Update, context: BotContext) -> None:
+        scheduler = context.subscriptions
         if scheduler.store is not None:
             try:
                 await handler(update, context)
@@ -210,17 +198,7 @@ def guarded(handler):
             except (SQLAlchemyError, OSError) as e:
                 scheduler.degrade(f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         if update.effective_message is not None and update.effective_chat is not None:
-            await send(update, context, text("unavailable", user_lang(update), commands=command_list(get_services(context))))
+            await send(update, text("unavailable", user_lang(update), commands=command_list(context.catalog)))
 
     return run
 
-
-def register(app: Application, services: Services) -> None:
-    """Add the subscription commands (group 0) and their menu entries."""
-    app.add_handler(CommandHandler("subscribe", guarded(subscribe), filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("unsubscribe", guarded(unsubscribe), filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("subscriptions", guarded(subscriptions), filters=NEW_MESSAGES))
-    app.add_handler(CommandHandler("timezone", guarded(timezone), filters=NEW_MESSAGES))
-    app.add_handler(ChatMemberHandler(guarded(my_chat_member), ChatMemberHandler.MY_CHAT_MEMBER))
-    for command in ("subscribe", "subscriptions", "unsubscribe", "timezone"):
-        services.menu.append(MenuEntry(command, {lang: text(f"menu_{command}", lang) for lang in ("ru", "en")}))

@@ -35,11 +35,13 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, Job
 
 from ..buttons import keyboard
+from ..catalog import Catalog
 from ..commands import ProverbArgs, replay_command
 from ..errors import StartupError
+from ..generation import GenerationService
+from ..health import Status
 from ..limits import delivery_unknown
 from ..replies import proverb_reply
-from ..services import Services
 from ..texts import DEFAULT_LANG
 from .db import describe, reason, sqlite_file
 from .store import Store, Subscription
@@ -48,7 +50,8 @@ from .timing import LATE_LIMIT
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]  # -> an aware datetime: now
-GONE = ("chat not found", "peer_id_invalid")  # a 400 that means the chat no longer exists (403s all mean blocked/removed)
+# a 400 that means the chat no longer exists (a 403 always means the bot was blocked or removed)
+CHAT_NOT_FOUND = ("chat not found", "peer_id_invalid")
 STOP_WAIT = 20.0  # seconds a stop waits for the messages in flight
 
 
@@ -65,22 +68,26 @@ class Stats:
 
 
 class Scheduler:
-    """Owns the store and the delivery job; `bot_data["subscriptions"]` in the application."""
+    """Owns the store (the database, open between start and stop) and the delivery job (`context.subscriptions`)."""
 
-    def __init__(self, url: str, services: Services, clock: Clock, poll_interval: float = 60.0,
-                 concurrency: int = 16, chunk: int = 64):
+    def __init__(self, url: str, catalog: Catalog, generator: GenerationService, status: Status, clock: Clock,
+                 poll_interval: float = 60.0, concurrency: int = 16, chunk: int = 64):
         self.url = url
-        self.services = services
+        self.catalog = catalog
+        self.generator = generator
+        self.status = status  # where "subscriptions unavailable" is said (health, heartbeat)
         self.clock = clock
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.chunk = chunk
         self.store: Store | None = None
         self.stats = Stats()
-        self.ticks = 0  # ticks started: tests wait for a tick that saw the time they set
+        self.ticks = 0  # ticks that looked at the clock: tests wait for one that saw the time they set
         self._app: Application | None = None
         self._job: Job | None = None
         self._run: asyncio.Task | None = None
+        self._ticking: asyncio.Future | None = None  # the tick's database work (see _tick)
+        self._missed = False  # a wake-up fired while a tick was under way
         self._claimed: set[int] = set()  # rows being generated or sent: never taken twice
         # row -> due_date sent but not yet recorded (the database write failed): recorded later, never resent
         self._unrecorded: dict[int, date] = {}
@@ -89,18 +96,18 @@ class Scheduler:
         self._stopping = False
         self._progress = 0  # rows whose outcome was recorded (delivered, removed, retried, skipped, moved)
 
-    # -- lifecycle (the application's post_init / post_stop hooks) --------------------------------
+    # -- lifecycle (bot.app's on_startup / on_stop) --------------------------------------------------
 
     @property
     def unavailable(self) -> str | None:
         """Why subscriptions are down (the database cannot be used), or None."""
-        return self.services.degraded.get("subscriptions")
+        return self.status.degraded.get("subscriptions")
 
     def degrade(self, why: str) -> None:
         """The database failed: subscriptions are unavailable (said to users and by `health`); proverbs flow on."""
         if self.unavailable is None:
             log.error("subscriptions unavailable: %s", why)
-        self.services.degraded["subscriptions"] = why
+        self.status.degraded["subscriptions"] = why
 
     async def start(self, app: Application) -> None:
         """Open the database (migrating it) and tick at once: anything due while the bot was down goes out now."""
@@ -117,10 +124,13 @@ class Scheduler:
         log.info("subscriptions: %d in %s", n, describe(self.url))
         self.wake()
 
-    async def stop(self, app: Application) -> None:
+    async def stop(self) -> None:
         """Stop ticking, let the messages in flight finish and be recorded, close the database."""
         self._stopping = True
         self._cancel_job()
+        if self._ticking is not None:
+            with contextlib.suppress(Exception):  # its error, if any, was handled (or logged) by the tick
+                await self._ticking
         if self._run is not None and not self._run.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._run), STOP_WAIT)
@@ -153,17 +163,27 @@ class Scheduler:
 
     async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Job: start a delivery run if anything is due, else sleep until the earliest due time (at most poll_interval)."""
-        self.ticks += 1
         self._job = None
         if self._stopping or self.store is None:
             return
+        if self._ticking is not None and not self._ticking.done():
+            # a tick is under way (a handler's wake-up fired meanwhile): two at once could both find the same
+            # rows due and start two delivery runs; the one under way ticks again at once when it ends
+            self._missed = True
+            return
+        self.ticks += 1
+        self._missed = False
         db = sqlite_file(self.url)
         if db is not None and not db.exists() and not self.unavailable:
             # SQLite keeps writing to the deleted file, and all of it is gone at the next start
             self.degrade(f"the database file {db} was deleted while the bot ran; changes from now on are lost "
                          f"at the next restart (restore the file, or restart the bot to start afresh)")
+        # Shielded, and awaited by stop(): python-telegram-bot cancels a job that is running when it stops,
+        # and a tick cancelled inside a transaction would leave SQLite's write lock held by a connection
+        # nobody closes (a bot restarted in the same process then found the database locked).
+        self._ticking = asyncio.ensure_future(self._tick_store(context))
         try:
-            await self._tick_store(context)
+            await asyncio.shield(self._ticking)
         except SQLAlchemyError as e:
             self.degrade(f"the subscriptions database failed: {reason(e)}")
             self.wake(min(self.poll_interval, 60.0))
@@ -180,7 +200,7 @@ class Scheduler:
         earliest = await self.store.next_due()
         if self._job is None:  # else a handler woke us meanwhile, for a change this tick may not have seen
             delay = self.poll_interval if earliest is None else (earliest - now).total_seconds()
-            self.wake(min(self.poll_interval, max(0.0, delay)))
+            self.wake(0.0 if self._missed else min(self.poll_interval, max(0.0, delay)))
 
     def _run_done(self, task: asyncio.Task) -> None:
         """Tick again at once when the run got through rows; after one that failed or did nothing, not so soon."""
@@ -188,7 +208,8 @@ class Scheduler:
             return
         if task.exception() is not None:
             log.error("daily delivery failed", exc_info=task.exception())
-        self.wake(0.0 if task.exception() is None and task.result() else min(self.poll_interval, 60.0))
+        progress = task.exception() is None and task.result()
+        self.wake(0.0 if progress or self._missed else min(self.poll_interval, 60.0))
 
     # -- delivery -----------------------------------------------------------------------------------
 
@@ -263,16 +284,13 @@ class Scheduler:
         await chunks.put(None)
 
     async def _generate(self, subs: list[Subscription], now: datetime) -> list[tuple]:
-        """-> [(subscription, bundle name, request, result)]: one batched generation per culture."""
-        services = self.services
-        by_name: dict[str, list[Subscription]] = {}
-        for sub in subs:
-            name = sub.culture if sub.culture in services.bundles else random.choice(services.names)
-            by_name.setdefault(name, []).append(sub)
-        names = list(by_name)
-        requests = {name: [services.request(name) for _ in by_name[name]] for name in names}
+        """-> [(subscription, bundle name, request, result)], generated together (the service batches them by culture)."""
+        catalog = self.catalog
+        # a subscription to a culture that is gone gets a random one, as "what_gone" tells the chat
+        names = [sub.culture if sub.culture in catalog.bundles else random.choice(catalog.names) for sub in subs]
+        requests = [catalog.request(name) for name in names]
         try:
-            outcomes = await asyncio.gather(*(services.proverbs(name, requests[name]) for name in names))
+            results = await self.generator.generate(list(zip(names, requests)))
         except Exception:  # noqa: BLE001 - the rows stay due and are retried, backing off
             log.exception("generating %d daily proverbs failed", len(subs))
             for sub in subs:
@@ -281,15 +299,14 @@ class Scheduler:
                 self.stats.failed += 1
                 self._progress += 1
             return []
-        return [(sub, name, req, res) for name, results in zip(names, outcomes)
-                for sub, req, res in zip(by_name[name], requests[name], results)]
+        return list(zip(subs, names, requests, results))
 
     async def _send(self, bot, sub: Subscription, name: str, request, result) -> None:
         """Send one daily proverb; record it, or drop the subscription (blocked / gone), or back off."""
         try:
             body = proverb_reply(result, replay_command(name, ProverbArgs(), request.seed))
             # the chat's language is not known here: the buttons speak the bot's default, Russian
-            markup = keyboard(name, self.services.digest(name), request.seed, None, request.prefix, DEFAULT_LANG)
+            markup = keyboard(name, self.catalog.digest(name), request.seed, None, request.prefix, DEFAULT_LANG)
             try:
                 await bot.send_message(sub.chat_id, body, reply_markup=markup)
             except ChatMigrated as e:  # a group became a supergroup: the next tick delivers to the new id
@@ -299,7 +316,7 @@ class Scheduler:
             except Forbidden as e:
                 await self._remove(sub, e)
             except BadRequest as e:
-                await (self._remove if any(g in str(e).lower() for g in GONE) else self._failed)(sub, e)
+                await (self._remove if any(g in str(e).lower() for g in CHAT_NOT_FOUND) else self._failed)(sub, e)
             except TelegramError as e:  # network errors and 429s the limiter could not ride out
                 if delivery_unknown(e):  # it may have arrived: counted as sent, never sent twice
                     log.warning("chat %s: the daily proverb may not have arrived (%s); not sent again", sub.chat_id,

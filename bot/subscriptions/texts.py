@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..texts import DEFAULT_LANG
+from ..texts import DEFAULT_LANG, lookup
 
 TEXTS: dict[str, dict[str, str]] = {
     "unavailable": {
@@ -66,6 +66,5 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def text(key: str, lang: str = DEFAULT_LANG, **fields) -> str:
-    """The text `key` in `lang` (Russian when missing), filled with `fields`."""
-    variants = TEXTS[key]
-    return variants.get(lang, variants[DEFAULT_LANG]).format(**fields)
+    """The subscriptions' text `key` in `lang` (Russian when missing), filled with `fields`."""
+    return lookup(TEXTS, key, lang, **fields)

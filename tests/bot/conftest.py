@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_application, run
-from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.subscriptions.timing import utcnow
 
 from .fakeapi import FakeBotAPI
 
@@ -27,11 +27,11 @@ def api():
         yield server
 
 
-def launch(api, settings: Settings, plugins=()) -> "RunningBot":
+def launch(api, settings: Settings, clock=utcnow) -> "RunningBot":
     """Start a RunningBot on `settings` and wait for its first poll (or webhook) after this call."""
     ready = "setWebhook" if settings.webhook_url else "getUpdates"
     before = len(api.calls_of(ready))
-    bot = RunningBot(settings, build_services(settings), plugins)
+    bot = RunningBot(settings, clock)
     bot.thread.start()
     api.wait_for(lambda: len(api.calls_of(ready)) > before or not bot.thread.is_alive(), 30, "the bot to start")
     assert bot.thread.is_alive(), f"the bot stopped at startup: {bot.error!r}"
@@ -41,10 +41,10 @@ def launch(api, settings: Settings, plugins=()) -> "RunningBot":
 class RunningBot:
     """The real Application, built by bot.app and served by bot.app.run, in a thread of this process."""
 
-    def __init__(self, settings: Settings, services: Services, plugins=()):
+    def __init__(self, settings: Settings, clock=utcnow):
         self.settings = settings
-        self.services = services
-        self.app = build_application(settings, services, plugins)
+        self.app = build_application(settings, clock=clock)
+        self.parts = self.app.parts
         self.loop = asyncio.new_event_loop()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="bot", daemon=True)
@@ -52,7 +52,7 @@ class RunningBot:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            run(self.app, self.settings, stop_signals=(), close_loop=True)
+            run(self.app, stop_signals=(), close_loop=True)
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self.error = e
 

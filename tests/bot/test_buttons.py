@@ -1,4 +1,4 @@
-"""The buttons under every proverb, end to end: the real bot (with the database plugins) against the fake Bot
+"""The buttons under every proverb, end to end: the real bot (with its database) against the fake Bot
 API presses [🔄 Another], [👍], [👎] and [↗ Share]; votes in /about, in `python -m bot stats`, across restarts;
 forged, stale and flooding presses; the callback data itself; the votes migration."""
 
@@ -14,9 +14,8 @@ import pytest
 from alembic import command
 from sqlalchemy import text as sql
 
-from bot import buttons, subscriptions, votes
+from bot import buttons, votes
 from bot.commands import MAX_SEED
-from bot.services import build_services
 from bot.subscriptions.migrate import alembic_config, current_revision, head
 from bot.subscriptions.db import make_engine
 from bot.subscriptions.store import Store
@@ -36,7 +35,7 @@ def run_bot(api, tiny_models, tmp_path):
         values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
-        bot = launch(api, settings, (subscriptions.plugin, votes.plugin))
+        bot = launch(api, settings)
         bots.append(bot)
         return bot
 
@@ -135,7 +134,7 @@ def test_every_proverb_has_buttons_and_another_gives_a_new_one_with_the_same_set
 
     # /random and daily deliveries carry them too
     assert set(buttons_of(ask(api, 201, "/random"))) == {"more", "up", "down", "share"}
-    assert bot.services.votes is not None
+    assert bot.parts.votes is not None
 
 
 def test_a_prefix_too_long_for_the_data_is_read_back_from_the_message(api, run_bot):
@@ -189,7 +188,7 @@ def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot
 def test_forged_and_stale_presses_get_a_polite_toast_and_nothing_else(api, run_bot):
     bot = run_bot()
     msg = ask(api, 220, "/alpha seed=3")
-    tag = bot.services.digest("alpha")[:4]
+    tag = bot.parts.catalog.digest("alpha")[:4]
     wrong_tag = "0000" if tag != "0000" else "1111"
     n_sent = len(api.messages)
     cases = {
@@ -244,8 +243,9 @@ def test_inline_results_carry_buttons_and_share_replays_the_proverb(api, run_bot
     assert api.toast(api.press_inline("inl-1", up, user_id=240)) == "👍 Спасибо, учтено"
 
 
-def test_without_the_database_votes_are_not_collected_but_another_works(api, start_bot):
-    start_bot()
+def test_without_the_database_votes_are_not_collected_but_another_works(api, start_bot, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    start_bot(data_dir=tmp_path / "taken")  # the database cannot be made
     msg = ask(api, 250, "/beta")
     assert press(api, msg, "up") == "Оценки здесь не собираются"
     assert press(api, msg, "more") == ""
@@ -257,8 +257,7 @@ def test_daily_deliveries_carry_the_buttons(api, tiny_models, tmp_path):
     clock_now = [datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)]
     settings = bot_settings(api, tiny_models, tmp_path, data_dir=tmp_path / "data", outgoing_rate_limit=False,
                             subscription_poll_interval=0.05)
-    bot = RunningBot(settings, build_services(settings),
-                     plugins=(subscriptions.with_clock(lambda: clock_now[0]), votes.plugin))
+    bot = RunningBot(settings, clock=lambda: clock_now[0])
     bot.thread.start()
     try:
         api.wait_for(lambda: api.calls_of("getUpdates"), 30, "the bot to start")

@@ -186,9 +186,9 @@ SCENARIOS = {
 
 
 def test_check_and_startup_refuse_the_same_bundles(tiny_models, tmp_path):
+    from bot.app import reserved_commands
+    from bot.catalog import Catalog
     from bot.errors import StartupError
-    from bot.services import build_services
-    from bot.settings import Settings
 
     import pytest
 
@@ -201,5 +201,5 @@ def test_check_and_startup_refuse_the_same_bundles(tiny_models, tmp_path):
         fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
         assert fails and said in fails[0] and "Traceback" not in r.stderr, (scenario, r.stdout, r.stderr)
         with pytest.raises(StartupError) as e:
-            build_services(Settings(_env_file=None, models_dir=models, generation_processes=0))
+            Catalog.load(models, reserved_commands())  # as startup loads them
         assert said in str(e.value), (scenario, str(e.value))

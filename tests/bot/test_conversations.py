@@ -59,7 +59,7 @@ def test_prefix_temperature_and_seed(api, start_bot, tiny_models):
     assert footer == "/alpha Однажды t=0.5 seed=42"
     # the same text as the library gives for that bundle, seed, prefix and settings (any process)
     bundle = load_bundle(tiny_models / "alpha")
-    expected = bundle.generate([bot.services.request("alpha", 42, "Однажды", 0.5)])[0].text
+    expected = bundle.generate([bot.parts.catalog.request("alpha", 42, "Однажды", 0.5)])[0].text
     assert body == expected
     other = proverb_and_footer(ask(api, 6, "/alpha Однажды t=0.5 seed=43"))[0]
     assert other != body
@@ -157,7 +157,7 @@ def test_requests_that_arrive_together_are_generated_together(api, start_bot):
     # queue a burst before the bot's next poll returns: many chats, both cultures
     ids = [api.push(message=message(100 + i, "/alpha" if i % 2 else "/be")) for i in range(24)]
     api.wait_for(lambda: sum(len(api.sent(100 + i)) for i in range(24)) == 24, 30, "24 replies")
-    stats = bot.services.generator.stats
+    stats = bot.parts.generator.stats
     assert stats.requests >= 24
     assert stats.largest > 1 and stats.batches < stats.requests, f"no batching: {stats}"
     assert all(api.delivered.get(i) for i in ids)
@@ -198,12 +198,11 @@ def test_polling_survives_getupdates_errors(api, start_bot):
 def test_flood_limits_kept_without_429s(tiny_models, tmp_path, start_bot):
     # a bot under Telegram's limits: 1 message a second per chat, so 3 commands take 2+ seconds
     from .conftest import RunningBot, bot_settings
-    from bot.services import build_services
     from .fakeapi import FakeBotAPI
 
     with FakeBotAPI(flood_limits=True) as strict:
         settings = bot_settings(strict, tiny_models, tmp_path)
-        bot = RunningBot(settings, build_services(settings))
+        bot = RunningBot(settings)
         bot.thread.start()
         try:
             strict.wait_for(lambda: strict.calls_of("getUpdates"), 30)

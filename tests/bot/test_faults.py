@@ -115,14 +115,15 @@ def test_a_batch_whose_worker_died_is_retried_on_a_fresh_pool(tiny_models):
     import asyncio
     import os
 
-    from bot.generation import GenerationService, load_bundles
+    from bot.catalog import Catalog
+    from bot.generation import GenerationService
 
     async def main():
-        service = GenerationService(load_bundles(tiny_models), processes=1)
+        service = GenerationService(Catalog.load(tiny_models, ()).bundles, processes=1)
         await service.start()
         try:
             [worker] = list(service._executor._processes)
-            asked = asyncio.ensure_future(service.generate("alpha", _long_requests(32)))
+            asked = asyncio.ensure_future(service.generate([("alpha", r) for r in _long_requests(32)]))
             await asyncio.sleep(0)  # the batch is handed over
             os.kill(worker, signal.SIGKILL)
             results = await asked
@@ -139,16 +140,17 @@ def test_a_worker_that_died_while_idle_is_replaced_before_the_next_batch(tiny_mo
     import asyncio
     import os
 
-    from bot.generation import GenerationService, load_bundles
+    from bot.catalog import Catalog
+    from bot.generation import GenerationService
 
     async def main():
-        service = GenerationService(load_bundles(tiny_models), processes=1)
+        service = GenerationService(Catalog.load(tiny_models, ()).bundles, processes=1)
         await service.start()
         try:
             [(pid, process)] = list(service._executor._processes.items())
             os.kill(pid, signal.SIGKILL)
             await asyncio.get_running_loop().run_in_executor(None, process.join, 30)
-            result = await service.one("beta", _long_requests(1)[0])
+            [result] = await service.generate([("beta", _long_requests(1)[0])])
             return result, service.stats.worker_deaths
         finally:
             await service.stop(timeout=30)

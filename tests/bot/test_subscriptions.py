@@ -1,4 +1,4 @@
-"""Daily subscriptions end to end: the real bot (with the subscriptions plugin and a settable clock) against
+"""Daily subscriptions end to end: the real bot (with a settable clock) against
 the fake Bot API, over an SQLite file that outlives each bot; plus the calendar rules and the migrations."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text as sql
 
 from bot.errors import StartupError
-from bot.subscriptions import with_clock
 from bot.subscriptions.migrate import current_revision, head
 from bot.subscriptions.schema import metadata
 from bot.subscriptions.store import Store
@@ -48,7 +47,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def run_bot(api, tiny_models, tmp_path, clock):
-    """run_bot(**settings) -> the real bot with the subscriptions plugin, polling the fake API.
+    """run_bot(**settings) -> the real bot, polling the fake API.
 
     Every bot of a test shares DATA_DIR (tmp_path/data), so a second one is a restart over the same database.
     """
@@ -60,7 +59,7 @@ def run_bot(api, tiny_models, tmp_path, clock):
                       outgoing_rate_limit=False)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
-        bot = launch(api, settings, (with_clock(clock),))
+        bot = launch(api, settings, clock)
         bots.append(bot)
         return bot
 
@@ -70,7 +69,7 @@ def run_bot(api, tiny_models, tmp_path, clock):
 
 
 def scheduler(bot: RunningBot):
-    return bot.app.bot_data["subscriptions"]
+    return bot.parts.subscriptions
 
 
 def ticks(bot: RunningBot, n: int = 3) -> None:
@@ -282,7 +281,7 @@ def test_a_corrupt_database_degrades_and_proverbs_flow(api, run_bot, tmp_path, c
     assert "недоступны" in ask(api, 131, "/subscribe")
     assert "недоступны" in ask(api, 131, "/subscriptions")
     assert "seed=" in ask(api, 131, "/alpha")
-    assert "subscriptions unavailable" in bot.services.health and "bot.sqlite3" in bot.services.health
+    assert "subscriptions unavailable" in bot.parts.status.line and "bot.sqlite3" in bot.parts.status.line
     said = [r.getMessage() for r in caplog.records if "subscriptions unavailable" in r.getMessage()]
     assert len(said) == 1, said  # one line, not one per command
 
@@ -301,15 +300,15 @@ def test_a_database_that_fills_up_while_running_degrades(api, run_bot, monkeypat
     monkeypatch.setattr(store, "subscribe", full)
     assert "недоступны" in ask(api, 133, "/subscribe")  # not the generic error
     assert "seed=" in ask(api, 133, "/alpha")
-    assert "database or disk is full" in bot.services.health
+    assert "database or disk is full" in bot.parts.status.line
 
 
 def test_a_database_deleted_underneath_is_noticed(api, run_bot, tmp_path):
     bot = run_bot()
     ask(api, 132, "/subscribe")
     (tmp_path / "data" / "bot.sqlite3").unlink()
-    api.wait_for(lambda: "subscriptions" in bot.services.degraded, 30, "the deleted database to be noticed")
-    assert "deleted" in bot.services.degraded["subscriptions"]
+    api.wait_for(lambda: "subscriptions" in bot.parts.status.degraded, 30, "the deleted database to be noticed")
+    assert "deleted" in bot.parts.status.degraded["subscriptions"]
 
 
 # -- the calendar -----------------------------------------------------------------------------------
