@@ -128,67 +128,125 @@ def _better(a: Result, b: Result) -> bool:
     return (bool(a.text), -a.copied) > (bool(b.text), -b.copied)
 
 
+class _Priming:
+    """Step 1, priming: each row is fed its prime (start context + prefix) before it samples anything.
+
+    All rows start together, so after `fed` steps the rows still priming are those whose prime is longer.
+    """
+
+    def __init__(self, jobs: list[_Job]):
+        self.primes = [j.prime for j in jobs]
+        self.lengths = np.array([len(p) for p in self.primes], np.int64)  # (rows,)
+        self.longest = int(self.lengths.max()) if jobs else 0
+
+    def first_ids(self) -> np.ndarray:
+        """The first character of every row's prime -> (rows,)."""
+        return np.array([p[0] for p in self.primes], np.int64)
+
+    def feeding(self, rows: np.ndarray, fed: int) -> np.ndarray | None:
+        """(len(rows),) bool: which of `rows` still feed their prime after `fed` characters; None when none does."""
+        if fed >= self.longest:
+            return None
+        mask = self.lengths[rows] > fed
+        return mask if mask.any() else None
+
+    def next_ids(self, rows: np.ndarray, fed: int) -> list[int]:
+        """The next prime character of each of `rows` (rows that are still feeding)."""
+        return [self.primes[r][fed] for r in rows]
+
+
+class EndBoost:
+    """Step 2, a logit filter: the sentence-end nudge. From half the maximum length on, "." "!" "?" get up to
+    `end_boost` extra logits, growing linearly, so a long proverb closes its sentence instead of running into
+    the cut. It keeps each row's text length (a sampled character that does not end the proverb adds one).
+    """
+
+    def __init__(self, charset: Charset, settings: list[Settings], lengths: list[int]):
+        self.boost = np.array([s.end_boost for s in settings], np.float64)  # (rows,)
+        self.start = np.array([max(s.min_length, s.max_length // 2) for s in settings], np.float64)
+        self.span = np.array([max(1, s.max_length - max(s.min_length, s.max_length // 2)) for s in settings], np.float64)
+        self.end_ids = [charset.chars.index(c) for c in ".!?" if c in charset]
+        self.on = bool(self.end_ids) and bool((self.boost > 0).any())
+        self.length = np.array(lengths, np.float64)  # (rows,) text length so far
+
+    def apply(self, logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """logits (len(rows), V) of `rows` -> the same, nudged (a new array when anything changes)."""
+        if not self.on:
+            return logits
+        extra = self.boost[rows] * np.clip((self.length[rows] - self.start[rows]) / self.span[rows], 0.0, 1.0)  # (A,)
+        if not extra.any():
+            return logits
+        logits = logits.copy()
+        logits[:, self.end_ids] += extra[:, None].astype(np.float32)
+        return logits
+
+    def sampled(self, rows: np.ndarray) -> None:
+        """`rows` sampled one character each."""
+        if self.on:
+            self.length[rows] += 1
+
+
+class _Sampler:
+    """Step 3, sampling: temperature, top-k and top-p, then each row's own next uniform draw."""
+
+    def __init__(self, settings: list[Settings], draws: _Draws):
+        self.temp = np.array([s.temperature for s in settings], np.float64)  # (rows,)
+        self.top_k = np.array([s.top_k for s in settings], np.int64)
+        self.top_p = np.array([s.top_p for s in settings], np.float64)
+        self.draws = draws
+        self._rows: np.ndarray | None = None  # the rows the cut settings below are for
+        self._cut: tuple[np.ndarray, np.ndarray, np.ndarray] = (self.temp, self.top_k, self.top_p)
+
+    def sample(self, logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """logits (len(rows), V) of `rows` -> the chosen ids (len(rows),)."""
+        if rows is not self._rows:  # cut the settings once per set of rows (the active rows change rarely)
+            self._rows, self._cut = rows, (self.temp[rows], self.top_k[rows], self.top_p[rows])
+        return choose(probabilities(logits, *self._cut), self.draws.take(rows))
+
+
 def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str, str]]:
-    """One attempt for each job, in one batched pass; -> (model text, how it ended) per job."""
-    n = len(jobs)
+    """One attempt for each job, in one batched pass; -> (model text, how it ended) per job.
+
+    Each step: the model steps every active row (its state carried), the end boost nudges the logits, rows
+    still priming take their next prime character and the others sample one; step 4, the stop rules
+    (charlm.proverb.Proverb) end a row's proverb, and its row leaves the batch.
+    """
     settings = [j.req.settings for j in jobs]
-    temp = np.array([s.temperature for s in settings], np.float64)
-    top_k = np.array([s.top_k for s in settings], np.int64)
-    top_p = np.array([s.top_p for s in settings], np.float64)
-    # the sentence-end nudge: from half the maximum length on, "." "!" "?" get up to `end_boost` extra
-    # logits, growing linearly, so a long proverb closes its sentence instead of running into the cut
-    boost = np.array([s.end_boost for s in settings], np.float64)
-    b_start = np.array([max(s.min_length, s.max_length // 2) for s in settings], np.float64)
-    b_span = np.array([max(1, s.max_length - max(s.min_length, s.max_length // 2)) for s in settings], np.float64)
-    end_ids = [charset.chars.index(c) for c in ".!?" if c in charset]
-    boosting = bool(end_ids) and bool((boost > 0).any())
     proverbs = [Proverb(j.prefix, s.min_length, s.max_length) for j, s in zip(jobs, settings)]
+    priming = _Priming(jobs)
+    boost = EndBoost(charset, settings, [len(p.chars) for p in proverbs])
     draws = _Draws(jobs, settings)
-    # each row's text length: a sampled character that does not end the proverb adds exactly one
-    length = np.array([len(p.chars) for p in proverbs], np.float64)
-    state = runtime.initial_state(n)
-    prime_len = np.array([len(j.prime) for j in jobs], np.int64)
-    longest = int(prime_len.max()) if n else 0
-    fed = 0  # characters fed so far: the same for every active row, since all rows start together
-    ids = np.array([j.prime[0] for j in jobs], np.int64)
-    active = np.arange(n)  # rows still running, in the order of `state`'s rows
+    sampler = _Sampler(settings, draws)
     chars = charset.chars
-    # settings of the active rows, recut only when rows finish (the common step is all-sampling)
-    a_temp, a_top_k, a_top_p = temp, top_k, top_p
+    state = runtime.initial_state(len(jobs))
+    active = np.arange(len(jobs))  # (A,) rows still running, in the order of `state`'s rows
+    ids = priming.first_ids()  # (A,) the characters fed at this step
+    fed = 0  # characters fed so far: the same for every active row, since all rows start together
     while len(active):
         logits, state = runtime.step(ids, state)  # (A, V)
         fed += 1
-        if boosting:
-            extra = boost[active] * np.clip((length[active] - b_start[active]) / b_span[active], 0.0, 1.0)  # (A,)
-            if extra.any():
-                logits = logits.copy()
-                logits[:, end_ids] += extra[:, None].astype(np.float32)
-        priming = prime_len[active] > fed if fed < longest else None  # rows still feeding their prefix
-        if priming is None or not priming.any():  # every row samples: no masks to apply
-            sampling = range(len(active))
-            nxt = choose(probabilities(logits, a_temp, a_top_k, a_top_p), draws.take(active))
-            if boosting:
-                length[active] += 1
+        logits = boost.apply(logits, active)
+        feeding = priming.feeding(active, fed)  # (A,) bool, or None: every row samples (the common step)
+        if feeding is None:
+            ids = sampler.sample(logits, active)
+            sampled = list(range(len(active)))  # positions in `active` that sampled
+            boost.sampled(active)
         else:
-            nxt = np.empty(len(active), np.int64)
-            nxt[priming] = [jobs[r].prime[fed] for r in active[priming]]
-            sampling = ~priming
+            ids = np.empty(len(active), np.int64)
+            ids[feeding] = priming.next_ids(active[feeding], fed)
+            sampling = ~feeding
             if sampling.any():
                 rows = active[sampling]
-                p = probabilities(logits[sampling], temp[rows], top_k[rows], top_p[rows])
-                nxt[sampling] = choose(p, draws.take(rows))
-                if boosting:
-                    length[rows] += 1
-            sampling = np.flatnonzero(sampling).tolist()
-        rows, ids_list = active.tolist(), nxt.tolist()
-        done = [k for k in sampling if proverbs[rows[k]].add(chars[ids_list[k]])]
+                ids[sampling] = sampler.sample(logits[sampling], rows)
+                boost.sampled(rows)
+            sampled = np.flatnonzero(sampling).tolist()
+        rows_list, ids_list = active.tolist(), ids.tolist()
+        done = [k for k in sampled if proverbs[rows_list[k]].add(chars[ids_list[k]])]
         if done:
             keep = np.ones(len(active), bool)
             keep[done] = False
             active = active[keep]
             state = Runtime.select(state, keep)
-            nxt = nxt[keep]
-            a_temp, a_top_k, a_top_p = temp[active], top_k[active], top_p[active]
-        ids = nxt
+            ids = ids[keep]
     draws.rewind()
     return [(p.text, p.ended) for p in proverbs]
