@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections import deque
-from typing import Any, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine
 
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
@@ -68,12 +68,16 @@ class Window:
     """At most `limit` messages in any `period` seconds, counted from when each request *finished*.
 
     Counting from the finish (not the start) keeps the gap Telegram sees at least `period` whatever the
-    network delay; senders queue first-come first-served on the lock.
+    network delay; senders queue first-come first-served on the lock. `clock` and `sleep` are the
+    monotonic clock and asyncio.sleep (tests pass a fake pair).
     """
 
-    def __init__(self, limit: int, period: float):
+    def __init__(self, limit: int, period: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.limit = limit
         self.period = period
+        self.clock = clock
+        self.sleep = sleep
         self._ends: list[list[float]] = []  # one cell per recent message: [end time], inf while in flight
         self._lock = asyncio.Lock()
         self._freed = asyncio.Event()
@@ -89,7 +93,7 @@ class Window:
     async def slot(self):
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 self._prune(now)
                 if len(self._ends) < self.limit:
                     cell = [math.inf]
@@ -100,18 +104,18 @@ class Window:
                     self._freed.clear()
                     await self._freed.wait()
                 else:
-                    await asyncio.sleep(earliest + self.period - now)
+                    await self.sleep(earliest + self.period - now)
         try:
             yield
         finally:
-            cell[0] = time.monotonic()
+            cell[0] = self.clock()
             self._freed.set()
 
 
-def window(rate: float, per: float, margin: float = 1.05) -> Window:
-    """A window for `rate` messages per `per` seconds, a little stricter than asked (`margin`)."""
+def window(rate: float, per: float, margin: float = 1.05, **clock) -> Window:
+    """A window for `rate` messages per `per` seconds, a little stricter than asked (`margin`); `clock`: Window's."""
     limit = max(1, int(rate))
-    return Window(limit, per * limit / rate * margin)
+    return Window(limit, per * limit / rate * margin, **clock)
 
 
 def delivery_unknown(exc: BaseException | None) -> bool:
@@ -141,7 +145,8 @@ class TelegramLimiter(BaseRateLimiter):
     """
 
     def __init__(self, overall_rate: float = 30.0, chat_rate: float = 1.0, group_rate_per_minute: float = 20.0,
-                 max_retries: int = 5, throttle: bool = True, backoff: float = 0.5, max_flood_wait: float = 120.0):
+                 max_retries: int = 5, throttle: bool = True, backoff: float = 0.5, max_flood_wait: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.throttle = throttle
         self.max_retries = max_retries
         self.max_flood_wait = max_flood_wait
@@ -152,12 +157,12 @@ class TelegramLimiter(BaseRateLimiter):
         self._overall: Window | None = None
         self._chats: dict[int | str, Window] = {}
         self._resume: asyncio.Event | None = None
+        self._clock = {"clock": clock, "sleep": sleep}  # for the windows (tests pass a fake pair)
         self.retries = 0  # how many times a request was retried (for benches and logs)
-        self.flood_waits = 0  # how many 429s were seen
 
     async def initialize(self) -> None:
         # asyncio primitives are made here, inside the running loop
-        self._overall = window(self._overall_rate, 1.0)
+        self._overall = window(self._overall_rate, 1.0, **self._clock)
         self._resume = asyncio.Event()
         self._resume.set()
 
@@ -168,11 +173,11 @@ class TelegramLimiter(BaseRateLimiter):
         w = self._chats.get(chat_id)
         if w is None:
             if len(self._chats) > 4096:  # drop idle chats' windows so memory stays flat
-                now = time.monotonic()
+                now = self._clock["clock"]()
                 for k in [k for k, v in self._chats.items() if v.idle(now)]:
                     del self._chats[k]
             group = isinstance(chat_id, str) or chat_id < 0
-            w = window(self._group_rate, 60.0) if group else window(self._chat_rate, 1.0)
+            w = window(self._group_rate, 60.0, **self._clock) if group else window(self._chat_rate, 1.0, **self._clock)
             self._chats[chat_id] = w
         return w
 
@@ -205,7 +210,6 @@ class TelegramLimiter(BaseRateLimiter):
             except RetryAfter as exc:
                 # Telegram said when to come back: a 429 does not use up a retry (a storm of them would drop
                 # the reply), only the time this request may spend waiting does
-                self.flood_waits += 1
                 pause = retry_after_seconds(exc) + 0.1
                 if (max_retries == 0 and rate_limit_args is not None) or flood_wait + pause > self.max_flood_wait:
                     log.warning("%s: gave up after %.0f s of Telegram's flood waits", endpoint, flood_wait)

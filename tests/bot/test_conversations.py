@@ -117,6 +117,15 @@ def test_inline_query_offers_fresh_proverbs(api, start_bot):
     assert all(r["input_message_content"]["message_text"].startswith("Однажды") for r in call.params["results"])
 
 
+def test_inline_mode_counts_against_the_per_user_limit(api, start_bot):
+    start_bot(user_rate_limit=1, user_rate_period=60)
+    api.send_inline(17, "alpha")
+    api.wait_for(lambda: api.calls_of("answerInlineQuery"), what="the first answer")
+    api.send_inline(17, "beta")  # over the limit: answered, with nothing
+    second = api.wait_for(lambda: api.calls_of("answerInlineQuery")[1:], what="the second answer")[0]
+    assert len(api.calls_of("answerInlineQuery")[0].params["results"]) == 3 and second.params["results"] == []
+
+
 def test_typing_indicator_before_the_reply(api, start_bot):
     start_bot(typing_delay=0)
     ask(api, 13, "/alpha")
@@ -131,10 +140,8 @@ def test_per_user_rate_limit_is_polite_and_quiet(api, start_bot):
     assert "seed=" in replies[0] and "seed=" in replies[1]
     assert "Не так быстро" in replies[2]
     api.send_text(14, "/alpha")  # still limited: no second warning, so the warning is no flood itself
-    api.send_text(15, "/alpha")  # another user is not limited
-    api.wait_sent(15, 1)
-    time.sleep(0.3)
-    assert len(api.sent(14)) == 3
+    api.send_text(14, "/help", user_id=15)  # another user is not limited; their reply comes after that non-reply
+    assert "Выберите" in api.wait_sent(14, 4)[3] and len(api.sent(14)) == 4
 
 
 def test_groups(api, start_bot):
@@ -148,8 +155,10 @@ def test_groups(api, start_bot):
     assert call.params["reply_parameters"]["allow_sending_without_reply"] is True
     api.send_text(-100, "/nonsense@fake_proverbs_bot", user_id=16, chat_type="group")
     assert "/nonsense" in api.wait_sent(-100, 2)[1]
-    time.sleep(0.3)
-    assert len(api.sent(-100)) == 2  # the plain text and the other bot's command got no answer
+    api.send_text(-100, "ещё разговор", user_id=16, chat_type="group")
+    api.send_text(-100, "/help@fake_proverbs_bot", user_id=16, chat_type="group")
+    # the plain text and the other bot's command got no answer: the next message is the answer to /help
+    assert "Выберите" in api.wait_sent(-100, 3)[2] and len(api.sent(-100)) == 3
 
 
 def test_requests_that_arrive_together_are_generated_together(api, start_bot):
