@@ -73,14 +73,10 @@ class Settings(BaseSettings):
     subscription_poll_interval: float = Field(60.0, gt=0, le=3600)  # s; the job also wakes exactly when one is due
     subscription_concurrency: int = Field(16, ge=1, le=1024)  # daily messages in flight at once (the limiter paces them)
 
-    @field_validator("bot_token", "webhook_secret_token", mode="before")
+    @field_validator("bot_token", "webhook_secret_token", "webhook_url", "heartbeat_file", "database_url", mode="before")
     @classmethod
     def _blank_is_none(cls, v):
-        return None if isinstance(v, str) and not v.strip() else v
-
-    @field_validator("webhook_url", "heartbeat_file", "database_url", mode="before")
-    @classmethod
-    def _blank_path_is_none(cls, v):
+        """`NAME=` (empty, or blanks) in the environment or .env means unset."""
         return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("log_level")
