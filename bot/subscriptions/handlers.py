@@ -208,7 +208,7 @@ def guarded(handler):
                 await handler(update, context)
                 return
             except (SQLAlchemyError, OSError) as e:
-                scheduler.degrade(f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                scheduler.database_failed(e, f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         if update.effective_message is not None and update.effective_chat is not None:
             await send(update, context, text("unavailable", user_lang(update), commands=command_list(get_services(context))))
 

@@ -25,7 +25,7 @@ def register(app: Application, services: Services, clock: Callable[[], datetime]
     scheduler = Scheduler(
         url, services, clock or utcnow,
         poll_interval=settings.subscription_poll_interval, concurrency=settings.subscription_concurrency,
-        chunk=settings.batch_size,
+        chunk=settings.batch_size, delivery=settings.subscription_delivery,
     )
     app.bot_data["subscriptions"] = scheduler
     try:
