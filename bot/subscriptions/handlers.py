@@ -6,7 +6,6 @@ import functools
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
@@ -16,7 +15,7 @@ from ..commands import command_of
 from ..handlers import NEW_MESSAGES, send, user_lang
 from ..replies import command_list
 from ..services import MenuEntry, Services, get_services
-from .scheduler import Scheduler
+from .scheduler import Scheduler, database_error
 from .store import RANDOM, Subscription
 from .texts import text
 from .timing import find_zone, format_time, parse_time, zone
@@ -207,7 +206,9 @@ def guarded(handler):
             try:
                 await handler(update, context)
                 return
-            except (SQLAlchemyError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 - the database's trouble only; the rest reaches the error handler
+                if not (isinstance(e, OSError) or database_error(e)):
+                    raise
                 scheduler.database_failed(e, f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         if update.effective_message is not None and update.effective_chat is not None:
             await send(update, context, text("unavailable", user_lang(update), commands=command_list(get_services(context))))

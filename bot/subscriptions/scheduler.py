@@ -60,9 +60,18 @@ LEASE = "delivery"  # the leases row of the process that delivers (one per datab
 def connection_lost(e: BaseException) -> bool:
     """The database server went away (a restart, a failover, the network): retried until it is back.
 
-    SQLAlchemy marks an error that broke the connection (connection_invalidated; the pool then drops it);
-    while a PostgreSQL server is down, asyncpg's connect fails with a plain OSError (connection refused)."""
-    return isinstance(e, OSError) or (isinstance(e, DBAPIError) and e.connection_invalidated)
+    SQLAlchemy marks an error that broke the connection (connection_invalidated; the pool then drops it).
+    A new connection fails with the driver's own error, unwrapped: a plain OSError while the server is down,
+    or PostgreSQL's SQLSTATE 57P03 "the database system is starting up / shutting down" around a restart
+    (class 08 is connection exceptions, 57P the server shutting down or not yet up)."""
+    if isinstance(e, (OSError, asyncio.TimeoutError)) or (isinstance(e, DBAPIError) and e.connection_invalidated):
+        return True
+    state = str(getattr(e, "sqlstate", "") or getattr(getattr(e, "orig", None), "sqlstate", "") or "")
+    return state.startswith(("08", "57P"))
+
+
+def database_error(e: BaseException) -> bool:
+    return isinstance(e, SQLAlchemyError) or connection_lost(e)
 
 
 @dataclass
@@ -214,8 +223,11 @@ class Scheduler:
                          f"at the next restart (restore the file, or restart the bot to start afresh)")
         try:
             await self._tick_store(context)
-        except (SQLAlchemyError, OSError) as e:
-            self.database_failed(e, f"the subscriptions database failed: {_reason(e)}")
+        except Exception as e:  # noqa: BLE001 - a tick that raises would end the chain of ticks for good
+            if database_error(e):
+                self.database_failed(e, f"the subscriptions database failed: {_reason(e)}")
+            else:
+                log.exception("the daily delivery tick failed")
             self.wake(min(self.poll_interval, 60.0))
         else:
             self._reachable()
@@ -326,10 +338,11 @@ class Scheduler:
                 items = await self._generate(fresh, now) if fresh else []
                 if items:
                     await chunks.put(items)
-        except (SQLAlchemyError, OSError) as e:  # the rows stay due for the next run
-            log.warning("taking due subscriptions failed: %s; they stay due", _reason(e))
-        except Exception:  # noqa: BLE001 - logged; the rows stay due for the next run
-            log.exception("taking due subscriptions failed")
+        except Exception as e:  # noqa: BLE001 - logged; the rows stay due for the next run
+            if database_error(e):
+                log.warning("taking due subscriptions failed: %s; they stay due", _reason(e))
+            else:
+                log.exception("taking due subscriptions failed")
         await chunks.put(None)
 
     async def _generate(self, subs: list[Subscription], now: datetime) -> list[tuple]:
@@ -381,14 +394,14 @@ class Scheduler:
             else:
                 self.stats.delivered += 1
                 await self._record(sub)
-        except (SQLAlchemyError, OSError) as e:  # one row's trouble must not end the run
-            if self._unrecorded.get(sub.id) == sub.due_date:
+        except Exception as e:  # noqa: BLE001 - one row's trouble must not end the run
+            if not database_error(e):
+                log.exception("daily delivery to chat %s failed", sub.chat_id)
+            elif self._unrecorded.get(sub.id) == sub.due_date:
                 log.warning("chat %s: the daily proverb went out, but recording it failed (%s); the next run "
                             "records it without sending it again", sub.chat_id, _reason(e))
             else:
                 log.warning("chat %s: daily delivery: the database failed (%s); it stays due", sub.chat_id, _reason(e))
-        except Exception:  # noqa: BLE001 - one row's trouble must not end the run
-            log.exception("daily delivery to chat %s failed", sub.chat_id)
         finally:
             self._claimed.discard(sub.id)
 
