@@ -187,8 +187,11 @@ class Scheduler:
                     await self._run
         if self.store is not None:
             if self.delivery and self._standby is None:
-                with contextlib.suppress(SQLAlchemyError, OSError):  # else it expires by itself
+                try:
                     await self.store.release_lease(LEASE, self.holder)
+                except Exception as e:  # noqa: BLE001 - the database is gone: the lease expires by itself
+                    if not database_error(e):
+                        raise
             await self.store.close()
             self.store = None
 
