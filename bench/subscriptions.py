@@ -4,6 +4,8 @@
     python bench/subscriptions.py --tiny --subscribers 500    # a quicker look
     python bench/subscriptions.py --tiny --fast               # the fake (and the bot's limiter) allow 500/s instead
     python bench/subscriptions.py --models-dir models         # real bundles instead of two tiny ones
+    python bench/subscriptions.py --tiny --database-url postgresql+asyncpg://USER@HOST/EMPTY_DB --bots 2
+                                  # PostgreSQL, and two bot processes on it: one delivers, the other stands by
 
 What it does: writes N subscriptions (chats 1..N, cycling through "random" and every culture) for the next
 whole minute at least --lead seconds away into a fresh SQLite database, starts `python -m bot` on it (the
@@ -100,8 +102,11 @@ def max_in_window(times: list[float], period: float = 1.0) -> int:
     return best
 
 
-def bot_env(api: FakeBotAPI, models_dir: Path, data_dir: Path, tmp: Path, rate: int, concurrency: int) -> dict:
+def bot_env(api: FakeBotAPI, models_dir: Path, data_dir: Path, tmp: Path, rate: int, concurrency: int,
+            url: str | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    if url:
+        env["DATABASE_URL"] = url
     env.update({
         "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "BOT_TOKEN": TOKEN, "BOT_API_BASE_URL": api.base_url,
         "MODELS_DIR": str(models_dir), "DATA_DIR": str(data_dir), "HEARTBEAT_FILE": str(tmp / "heartbeat"),
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=None, help="messages/s overall the fake allows (overrides --fast)")
     p.add_argument("--concurrency", type=int, default=None, help="SUBSCRIPTION_CONCURRENCY (default: the bot's)")
     p.add_argument("--lead", type=float, default=40.0, help="seconds at least from now to the due minute (bot startup)")
+    p.add_argument("--database-url", default=None, metavar="URL",
+                   help="an empty database to use instead of a fresh SQLite file (e.g. postgresql+asyncpg://...)")
+    p.add_argument("--bots", type=int, default=1, help="bot processes on the database, deliveries on in all: one "
+                   "holds the delivery lease, the others stand by (nothing may arrive twice)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = p.parse_args(argv)
     rate = args.rate or (FAST_RATE if args.fast else 30)
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no bundles in {models}; use --tiny or --models-dir", file=sys.stderr)
             return 2
         data_dir = tmp / "data"
-        url = database_url(data_dir)
+        url = database_url(data_dir, args.database_url)
         now = datetime.now(timezone.utc)
         due = (now + timedelta(seconds=args.lead + 60)).replace(second=0, microsecond=0)
         asyncio.run(populate(url, args.subscribers, [RANDOM, *names], due))
@@ -146,10 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             offset = time.time() - time.monotonic()  # the fake stamps calls with time.monotonic()
             log_path = tmp / "bot.log"
             probes: dict[int, int] = {}  # chat -> update_id of a command sent during the delivery
+            for i in range(args.bots):
+                (tmp / f"bot{i}").mkdir()  # each its own heartbeat file
             with open(log_path, "w") as log:
-                bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=tmp, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT,
-                                       env=bot_env(api, models, data_dir, tmp, rate, concurrency))
+                bots = [subprocess.Popen([sys.executable, "-m", "bot"], cwd=tmp, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT,
+                                         env=bot_env(api, models, data_dir, tmp / f"bot{i}", rate, concurrency, args.database_url))
+                        for i in range(args.bots)]
+                bot = bots[0]
                 try:
                     api.wait_for(lambda: api.calls_of("getUpdates") or bot.poll() is not None, 120, "the bot to start")
                     if bot.poll() is not None:
@@ -175,11 +188,13 @@ def main(argv: list[str] | None = None) -> int:
                         time.sleep(0.25)
                     time.sleep(2.0)  # anything extra (a double) would show up now
                 finally:
-                    bot.send_signal(signal.SIGTERM)
-                    try:
-                        bot.wait(60)
-                    except subprocess.TimeoutExpired:
-                        bot.kill()
+                    for b in bots:
+                        b.send_signal(signal.SIGTERM)
+                    for b in bots:
+                        try:
+                            b.wait(60)
+                        except subprocess.TimeoutExpired:
+                            b.kill()
             calls = api.calls_of("sendMessage")
             flood_429s = api.flood_429s
             replies = {int(c.params["chat_id"]): c.t for c in reversed(calls) if c.status == 200}
@@ -195,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_chat_times.setdefault(int(c.params["chat_id"]), []).append(c.t)
         done, total = asyncio.run(recorded(url, due.date()))
         bot_lines = [l.strip() for l in log_path.read_text().splitlines()
-                     if "daily delivery" in l or "stopped; generated" in l or "ERROR" in l or "Traceback" in l]
+                     if "daily deliver" in l or "stopped; generated" in l or "ERROR" in l or "Traceback" in l]
 
     start = due.timestamp()
     figures = {
         "mode": mode,
+        "database": "SQLite file" if not args.database_url else args.database_url.split("://")[0],
+        "bot_processes": args.bots,
         "subscribers": args.subscribers,
         "delivered_chats": len(per_chat),
         "messages": len(ok),

@@ -165,7 +165,8 @@ def build_application(
     status = health.Status()
     url = database_url(settings.data_dir, settings.database_url)
     scheduler = Scheduler(url, catalog, generator, status, clock, poll_interval=settings.subscription_poll_interval,
-                          concurrency=settings.subscription_concurrency, chunk=settings.batch_size)
+                          concurrency=settings.subscription_concurrency, chunk=settings.batch_size,
+                          delivery=settings.subscription_delivery)
     try:
         prepare(url)  # create and migrate the database now, before the bot talks to Telegram
     except StartupError as e:  # a corrupt, full or read-only database: proverbs still flow

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     subscription_default_time: str = Field("09:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$")  # local time, HH:MM
     subscription_poll_interval: float = Field(60.0, gt=0, le=3600)  # s; the job also wakes exactly when one is due
     subscription_concurrency: int = Field(16, ge=1, le=1024)  # daily messages in flight at once (the limiter paces them)
+    # false in webhook replicas behind a proxy: one scheduler process delivers (docs/scaling.md); two that are
+    # both on share the work safely: one holds the database's delivery lease, the other stands by
+    subscription_delivery: bool = True
 
     @field_validator("bot_token", "webhook_secret_token", "webhook_url", "heartbeat_file", "database_url", mode="before")
     @classmethod

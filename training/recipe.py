@@ -65,7 +65,7 @@ STEPS: tuple[Step, ...] = (
          dict(charset_of="sufi256", out="data/fortunes.txt")),
     Step("base384", "train", "continued pooled pretraining of wide384 on the five corpora + fortunes: the base",
          dict(culture="base", corpus=[*PARABLES, "data/fortunes.txt"], init_from="wide384", window=128, stride=128,
-              batch_size=64, dropout=0.1, lr=1e-3, steps_per_epoch=100, patience=8, lr_patience=3, epochs=20,
+              batch_size=64, dropout=0.1, lr=1e-3, steps_per_epoch=100, patience=8, lr_patience=3, epochs=36,
               title="Базовая модель: притчи и изречения", description="pretrained on every corpus; fine-tune from it"),
          install="base"),
     Step("aphorism-corpus", "fortunes", "data/aphorism.txt: the curated fortunes-ru sayings (life, love, work, ...)",

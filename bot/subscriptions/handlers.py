@@ -7,7 +7,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
@@ -15,6 +14,7 @@ from telegram.error import TelegramError
 from ..catalog import Catalog
 from ..handlers import send, user_lang
 from ..replies import command_list
+from .scheduler import database_error
 from .store import RANDOM, Subscription
 from .texts import text
 from .timing import find_zone, format_time, parse_time, zone
@@ -195,8 +195,10 @@ def guarded(handler):
             try:
                 await handler(update, context)
                 return
-            except (SQLAlchemyError, OSError) as e:
-                scheduler.degrade(f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            except Exception as e:  # noqa: BLE001 - the database's trouble only; the rest reaches the error handler
+                if not (isinstance(e, OSError) or database_error(e)):
+                    raise
+                scheduler.database_failed(e, f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         if update.effective_message is not None and update.effective_chat is not None:
             await send(update, text("unavailable", user_lang(update), commands=command_list(context.catalog)))
 

@@ -23,14 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 from apscheduler.jobstores.base import JobLookupError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes, Job
 
@@ -53,6 +56,24 @@ Clock = Callable[[], datetime]  # -> an aware datetime: now
 # a 400 that means the chat no longer exists (a 403 always means the bot was blocked or removed)
 CHAT_NOT_FOUND = ("chat not found", "peer_id_invalid")
 STOP_WAIT = 20.0  # seconds a stop waits for the messages in flight
+LEASE = "delivery"  # the leases row of the process that delivers (one per database)
+
+
+def connection_lost(e: BaseException) -> bool:
+    """The database server went away (a restart, a failover, the network): retried until it is back.
+
+    SQLAlchemy marks an error that broke the connection (connection_invalidated; the pool then drops it).
+    A new connection fails with the driver's own error, unwrapped: a plain OSError while the server is down,
+    or PostgreSQL's SQLSTATE 57P03 "the database system is starting up / shutting down" around a restart
+    (class 08 is connection exceptions, 57P the server shutting down or not yet up)."""
+    if isinstance(e, (OSError, asyncio.TimeoutError)) or (isinstance(e, DBAPIError) and e.connection_invalidated):
+        return True
+    state = str(getattr(e, "sqlstate", "") or getattr(getattr(e, "orig", None), "sqlstate", "") or "")
+    return state.startswith(("08", "57P"))
+
+
+def database_error(e: BaseException) -> bool:
+    return isinstance(e, SQLAlchemyError) or connection_lost(e)
 
 
 @dataclass
@@ -71,8 +92,14 @@ class Scheduler:
     """Owns the store (the database, open between start and stop) and the delivery job (`context.subscriptions`)."""
 
     def __init__(self, url: str, catalog: Catalog, generator: GenerationService, status: Status, clock: Clock,
-                 poll_interval: float = 60.0, concurrency: int = 16, chunk: int = 64):
+                 poll_interval: float = 60.0, concurrency: int = 16, chunk: int = 64, delivery: bool = True):
         self.url = url
+        self.delivery = delivery  # False: this process answers commands; another one delivers
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # renewed at every tick (at most poll_interval apart) and every chunk of a run: a holder that stops
+        # renewing (killed) is replaced by a standby within 3 intervals
+        self.lease_ttl = timedelta(seconds=3 * poll_interval)
+        self._standby: str | None = None  # the other holder, while this process stands by
         self.catalog = catalog
         self.generator = generator
         self.status = status  # where "subscriptions unavailable" is said (health, heartbeat)
@@ -94,6 +121,7 @@ class Scheduler:
         self._to_record: list[Subscription] = []
         self._record_lock = asyncio.Lock()
         self._stopping = False
+        self._lost: str | None = None  # the degraded reason while the database server is unreachable
         self._progress = 0  # rows whose outcome was recorded (delivered, removed, retried, skipped, moved)
 
     # -- lifecycle (bot.app's on_startup / on_stop) --------------------------------------------------
@@ -109,6 +137,21 @@ class Scheduler:
             log.error("subscriptions unavailable: %s", why)
         self.status.degraded["subscriptions"] = why
 
+    def database_failed(self, e: BaseException, why: str) -> None:
+        """A database call failed: degrade, for good (`why`), or until a tick reaches the server again."""
+        if connection_lost(e):
+            self._lost = f"the subscriptions database is unreachable ({reason(e)}); retrying"
+            self.degrade(self._lost)
+        else:
+            self.degrade(why)
+
+    def _reachable(self) -> None:
+        """A tick used the database: if only a lost connection had degraded it, subscriptions are back."""
+        if self._lost is not None and self.unavailable == self._lost:
+            del self.status.degraded["subscriptions"]
+            log.warning("subscriptions available again: the database is reachable")
+        self._lost = None
+
     async def start(self, app: Application) -> None:
         """Open the database (migrating it) and tick at once: anything due while the bot was down goes out now."""
         self._app = app
@@ -122,6 +165,9 @@ class Scheduler:
         self._stopping = False
         n = await self.store.count()
         log.info("subscriptions: %d in %s", n, describe(self.url))
+        if not self.delivery:
+            log.info("daily deliveries: off in this process (SUBSCRIPTION_DELIVERY=false); the scheduler process sends them")
+            return
         self.wake()
 
     async def stop(self) -> None:
@@ -131,6 +177,9 @@ class Scheduler:
         if self._ticking is not None:
             with contextlib.suppress(Exception):  # its error, if any, was handled (or logged) by the tick
                 await self._ticking
+        if self._unrecorded:
+            log.warning("%d daily proverbs went out but could not be recorded (the database is unreachable); "
+                        "they will be sent again after the restart", len(self._unrecorded))
         if self._run is not None and not self._run.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._run), STOP_WAIT)
@@ -140,6 +189,12 @@ class Scheduler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._run
         if self.store is not None:
+            if self.delivery and self._standby is None:
+                try:
+                    await self.store.release_lease(LEASE, self.holder)
+                except Exception as e:  # noqa: BLE001 - the database is gone: the lease expires by itself
+                    if not database_error(e):
+                        raise
             await self.store.close()
             self.store = None
 
@@ -147,7 +202,7 @@ class Scheduler:
 
     def wake(self, delay: float = 0.0) -> None:
         """(Re)schedule the next tick in `delay` seconds (handlers call it after a change)."""
-        if self._stopping or self._app is None or self._app.job_queue is None:
+        if self._stopping or not self.delivery or self._app is None or self._app.job_queue is None:
             return
         self._cancel_job()
         # no misfire grace limit: a tick armed before the JobQueue started (post_init), or held up by a busy
@@ -184,14 +239,22 @@ class Scheduler:
         self._ticking = asyncio.ensure_future(self._tick_store(context))
         try:
             await asyncio.shield(self._ticking)
-        except SQLAlchemyError as e:
-            self.degrade(f"the subscriptions database failed: {reason(e)}")
+        except Exception as e:  # noqa: BLE001 - a tick that raises would end the chain of ticks for good
+            if database_error(e):
+                self.database_failed(e, f"the subscriptions database failed: {reason(e)}")
+            else:
+                log.exception("the daily delivery tick failed")
             self.wake(min(self.poll_interval, 60.0))
+        else:
+            self._reachable()
 
     async def _tick_store(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         if self._run is not None and not self._run.done():
             return  # the run wakes us when it ends
         now = self.clock()
+        if not await self._lease(now):
+            self.wake(self.poll_interval)
+            return
         if await self.store.due(now, 1):
             # its own task, not the job's: JobQueue.stop would wait for a whole run (minutes with thousands)
             self._run = asyncio.create_task(self.deliver(context.bot), name="daily-delivery")
@@ -201,6 +264,17 @@ class Scheduler:
         if self._job is None:  # else a handler woke us meanwhile, for a change this tick may not have seen
             delay = self.poll_interval if earliest is None else (earliest - now).total_seconds()
             self.wake(0.0 if self._missed else min(self.poll_interval, max(0.0, delay)))
+
+    async def _lease(self, now: datetime) -> bool:
+        """Hold (renew) the delivery lease; False while another process holds it (this one stands by)."""
+        held, holder, until = await self.store.take_lease(LEASE, self.holder, now, self.lease_ttl)
+        if not held and self._standby != holder:
+            log.warning("daily deliveries: %s delivers them (lease until %s UTC); this process stands by and takes "
+                        "over if that one stops", holder, until.strftime("%Y-%m-%d %H:%M:%S"))
+        elif held and self._standby is not None:
+            log.warning("daily deliveries: taken over from %s", self._standby)
+        self._standby = None if held else holder
+        return held
 
     def _run_done(self, task: asyncio.Task) -> None:
         """Tick again at once when the run got through rows; after one that failed or did nothing, not so soon."""
@@ -258,6 +332,8 @@ class Scheduler:
         try:
             while not self._stopping:
                 now = self.clock()
+                if not await self._lease(now):  # renewed chunk by chunk: a long run keeps it
+                    break
                 subs = await self.store.due(now, self.chunk, exclude=self._claimed)
                 if not subs:
                     break
@@ -279,8 +355,11 @@ class Scheduler:
                 items = await self._generate(fresh, now) if fresh else []
                 if items:
                     await chunks.put(items)
-        except Exception:  # noqa: BLE001 - a database error: logged; the rows stay due for the next run
-            log.exception("taking due subscriptions failed")
+        except Exception as e:  # noqa: BLE001 - logged; the rows stay due for the next run
+            if database_error(e):
+                log.warning("taking due subscriptions failed: %s; they stay due", reason(e))
+            else:
+                log.exception("taking due subscriptions failed")
         await chunks.put(None)
 
     async def _generate(self, subs: list[Subscription], now: datetime) -> list[tuple]:
@@ -328,8 +407,14 @@ class Scheduler:
             else:
                 self.stats.delivered += 1
                 await self._record(sub)
-        except Exception:  # noqa: BLE001 - one row's trouble (a database error) must not end the run
-            log.exception("daily delivery to chat %s failed", sub.chat_id)
+        except Exception as e:  # noqa: BLE001 - one row's trouble must not end the run
+            if not database_error(e):
+                log.exception("daily delivery to chat %s failed", sub.chat_id)
+            elif self._unrecorded.get(sub.id) == sub.due_date:
+                log.warning("chat %s: the daily proverb went out, but recording it failed (%s); the next run "
+                            "records it without sending it again", sub.chat_id, reason(e))
+            else:
+                log.warning("chat %s: daily delivery: the database failed (%s); it stays due", sub.chat_id, reason(e))
         finally:
             self._claimed.discard(sub.id)
 

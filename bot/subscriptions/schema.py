@@ -80,3 +80,12 @@ votes = Table(
     UniqueConstraint("user_id", "proverb"),
     Index(None, "bundle", "bundle_sha256"),
 )
+
+# Which process runs the daily deliveries (bot.subscriptions.scheduler): one row per duty, held until expires_at
+# and renewed while the holder works, so two processes on one database never deliver the same rows.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(32), primary_key=True),  # the duty: "delivery"
+    Column("holder", String(128), nullable=False),  # host:pid:random of the process holding it
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Iterable
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import StartupError
 from .db import describe, make_engine, reason, sqlite_file
 from .migrate import upgrade
-from .schema import chats, subscriptions
+from .schema import chats, leases, subscriptions
 from .timing import format_time, parse_time, plan, retry_delay, scheduled as scheduled_at
 
 RANDOM = "random"  # the culture of a subscription that gets a culture picked at random each day
@@ -231,6 +231,34 @@ class Store:
             await conn.execute(update(subscriptions).where(subscriptions.c.id == sub.id)
                                .values(failures=subscriptions.c.failures + 1, next_due=retry))
         return retry
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> tuple[bool, str, datetime]:
+        """Hold (or renew) the lease `name` until now + ttl, unless another holder's is still valid.
+
+        -> (held by `holder` now, the holder, until when). One conditional UPDATE, or an INSERT for the first
+        holder ever, so two processes that race both see one winner (the other's INSERT hits the key)."""
+        until = now + ttl
+        won = update(leases).where(leases.c.name == name, or_(leases.c.holder == holder, leases.c.expires_at <= now)) \
+            .values(holder=holder, expires_at=until)
+        try:
+            async with self.engine.begin() as conn:
+                if (await conn.execute(won)).rowcount == 0:
+                    row = (await conn.execute(select(leases).where(leases.c.name == name))).first()
+                    if row is not None:
+                        return False, row.holder, row.expires_at
+                    await conn.execute(insert(leases).values(name=name, holder=holder, expires_at=until))
+        except IntegrityError:  # another process inserted it first
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(select(leases).where(leases.c.name == name))).one()
+            return False, row.holder, row.expires_at
+        return True, holder, until
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (a clean stop), so a standby takes over at its next tick, not when it expires."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
 
     # -- internals --------------------------------------------------------------------------------
 

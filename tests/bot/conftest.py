@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bot.app import build_application, run
 from bot.settings import Settings
 from bot.subscriptions.timing import utcnow
 
+from . import postgres as pg
 from .fakeapi import FakeBotAPI
 
 TOKEN = "123456789:AAF-test-SECRET-token_value"
@@ -25,6 +27,30 @@ def api():
     """A fake Bot API server on 127.0.0.1 (random port)."""
     with FakeBotAPI() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the session (skipped, saying why, where PostgreSQL is not installed)."""
+    why = pg.unavailable()
+    if why:
+        pytest.skip(why)
+    server = pg.PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def database(request) -> str | None:
+    """The bot's DATABASE_URL: None (the default, an SQLite file in DATA_DIR), or a fresh PostgreSQL database
+    when a test is parametrized with BOTH_DATABASES."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+# the store and vote tests run on both: SQLite (the default) and a real PostgreSQL server
+BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 
 
 def launch(api, settings: Settings, clock=utcnow) -> "RunningBot":

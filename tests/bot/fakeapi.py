@@ -104,6 +104,7 @@ class FakeBotAPI:
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._faults: dict[str, deque[Fault]] = {}
+        self._holds: dict[str, asyncio.Event] = {}  # method -> set when its held calls may be answered
         self._sent_overall: deque[float] = deque()
         self._sent_chat: dict[int, deque[float]] = {}
         self.load: Load | None = None
@@ -227,6 +228,14 @@ class FakeBotAPI:
 
     # -- reading (any thread) -------------------------------------------------------------------
 
+    def hold(self, method: str) -> None:
+        """Keep calls of `method` waiting (the message not yet sent) until release(method)."""
+        self._in_loop(lambda: self._holds.setdefault(method, asyncio.Event()))
+
+    def release(self, method: str) -> None:
+        """Answer the held calls of `method` and the ones to come."""
+        self._in_loop(lambda: self._holds.pop(method, asyncio.Event()).set())
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in list(self.calls) if c.method == method]
 
@@ -320,6 +329,9 @@ class FakeBotAPI:
         self.calls.append(call)
         if self.token is not None and token != self.token:
             return self._error(call, 401, "Unauthorized")
+        gate = self._holds.get(method)
+        if gate is not None:
+            await gate.wait()
         faults = self._faults.get(method)
         if faults:
             fault = faults.popleft()

@@ -20,19 +20,19 @@ from bot.subscriptions.migrate import alembic_config, current_revision, head
 from bot.subscriptions.db import make_engine
 from bot.subscriptions.store import Store
 
-from .conftest import PYTHON, RunningBot, bot_env, bot_settings, launch
+from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, launch
 from .fakeapi import FakeBotAPI
 
 FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
 
 
 @pytest.fixture
-def run_bot(api, tiny_models, tmp_path):
-    """run_bot(**settings) -> the real bot with subscriptions and votes over tmp_path/data (shared by restarts)."""
+def run_bot(api, tiny_models, tmp_path, database):
+    """run_bot(**settings) -> the real bot with subscriptions and votes over tmp_path/data or `database` (shared by restarts)."""
     bots: list[RunningBot] = []
 
     def start(**overrides) -> RunningBot:
-        values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False)
+        values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False, database_url=database)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
         bot = launch(api, settings)
@@ -147,7 +147,8 @@ def test_a_prefix_too_long_for_the_data_is_read_back_from_the_message(api, run_b
     assert api.messages[-1]["text"].startswith(prefix) and f"/alpha {prefix} seed=" in api.messages[-1]["text"]
 
 
-def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot, tiny_models, tmp_path):
+@BOTH_DATABASES
+def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot, tiny_models, tmp_path, database):
     bot = run_bot()
     assert "Оценок читателей пока нет" in about(api, 210, "alpha")
     msg = ask(api, 210, "/alpha seed=7")
@@ -170,7 +171,7 @@ def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot
     assert len(api.messages) == n_sent + 1  # the /about reply only: a vote sends nothing
     bot.stop()
 
-    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"))
+    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"), **({"DATABASE_URL": database} if database else {}))
     out = subprocess.run([PYTHON, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
@@ -185,6 +186,7 @@ def test_votes_change_show_in_about_and_stats_and_survive_a_restart(api, run_bot
     assert text_out.returncode == 0 and "/beta Однажды seed=9" in text_out.stdout and "50%" in text_out.stdout
 
 
+@BOTH_DATABASES
 def test_forged_and_stale_presses_get_a_polite_toast_and_nothing_else(api, run_bot):
     bot = run_bot()
     msg = ask(api, 220, "/alpha seed=3")
@@ -285,7 +287,7 @@ def test_the_votes_migration_keeps_the_subscriptions(tmp_path):
         store = await Store.open(url)  # the bot's start: migrates to the newest schema
         try:
             async with store.engine.connect() as conn:
-                assert await conn.run_sync(current_revision) == head() == "0002"
+                assert await conn.run_sync(current_revision) == head() == "0003"
             subs = await store.of_chat(5)
             assert [(s.culture, s.timezone, s.at.isoformat()) for s in subs] == [("alpha", "Europe/Moscow", "09:00:00")]
             tally = await votes.Votes(store.engine).tally("alpha")

@@ -19,7 +19,7 @@ from bot.subscriptions.schema import metadata
 from bot.subscriptions.store import Store
 from bot.subscriptions.timing import find_zone, parse_time, plan
 
-from .conftest import PYTHON, RunningBot, bot_env, bot_settings, launch
+from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, launch
 from .fakeapi import FakeBotAPI, user
 
 UTC = timezone.utc
@@ -46,17 +46,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def run_bot(api, tiny_models, tmp_path, clock):
+def run_bot(api, tiny_models, tmp_path, clock, database):
     """run_bot(**settings) -> the real bot, polling the fake API.
 
-    Every bot of a test shares DATA_DIR (tmp_path/data), so a second one is a restart over the same database.
+    Every bot of a test shares DATA_DIR (tmp_path/data) and `database`, so a second one is a restart over the
+    same database.
     """
     bots: list[RunningBot] = []
 
     def start(**overrides) -> RunningBot:
         # no outgoing throttle: a dozen replies in one chat would take a dozen seconds at Telegram's 1 a second
         values = dict(data_dir=tmp_path / "data", generation_processes=0, subscription_poll_interval=0.05,
-                      outgoing_rate_limit=False)
+                      outgoing_rate_limit=False, database_url=database)
         values.update(overrides)
         settings = bot_settings(api, tiny_models, tmp_path, **values)
         bot = launch(api, settings, clock)
@@ -98,6 +99,7 @@ def proverbs(api: FakeBotAPI, chat_id: int) -> list[str]:
 # -- end to end ---------------------------------------------------------------------------------------
 
 
+@BOTH_DATABASES
 def test_subscribe_restart_and_deliver_once_at_the_minute(api, run_bot, clock):
     bot = run_bot()
     reply = ask(api, 101, "/subscribe")
@@ -130,6 +132,7 @@ def test_subscribe_restart_and_deliver_once_at_the_minute(api, run_bot, clock):
     assert len(proverbs(api, 101)) == 2
 
 
+@BOTH_DATABASES
 def test_a_bot_down_at_the_minute_delivers_when_back_but_not_hours_late(api, run_bot, clock):
     bot = run_bot()
     ask(api, 102, "/subscribe alpha 09:00")
@@ -150,6 +153,7 @@ def test_a_bot_down_at_the_minute_delivers_when_back_but_not_hours_late(api, run
     api.wait_for(lambda: len(proverbs(api, 102)) == 2, what="the day after's proverb")
 
 
+@BOTH_DATABASES
 def test_culture_time_and_time_zone(api, run_bot, clock):
     bot = run_bot()
     assert "Часовой пояс: UTC" in ask(api, 104, "/timezone")
@@ -174,6 +178,7 @@ def test_culture_time_and_time_zone(api, run_bot, clock):
     assert "Asia/Yerevan" in reply and "завтра в 07:30" in reply
 
 
+@BOTH_DATABASES
 def test_unsubscribe_stops_it(api, run_bot, clock):
     bot = run_bot()
     ask(api, 106, "/subscribe")
@@ -191,6 +196,7 @@ def test_unsubscribe_stops_it(api, run_bot, clock):
     assert proverbs(api, 106) == []
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("status, description", [
     (403, "Forbidden: bot was blocked by the user"),
     (400, "Bad Request: chat not found"),
@@ -201,13 +207,14 @@ def test_blocked_or_gone_chat_loses_its_subscription(api, run_bot, clock, status
     api.fail("sendMessage", status=status, description=description)
     clock.set(2024, 5, 1, 9, 0)
     api.wait_for(lambda: scheduler(bot).stats.removed == 1, what="the subscription to be removed")
-    assert [c.status for c in api.calls_of("sendMessage")][-1] == status
+    assert [c.status for c in api.calls_of("sendMessage")][-1] == status, [(c.status, c.params.get("chat_id"), str(c.params.get("text"))[:40]) for c in api.calls_of("sendMessage")]
     assert "Подписок нет" in ask(api, 107, "/subscriptions")
     clock.set(2024, 5, 2, 9, 0)
     ticks(bot)
     assert proverbs(api, 107) == []
 
 
+@BOTH_DATABASES
 def test_bot_removed_from_a_chat_drops_its_subscriptions(api, run_bot):
     run_bot()
     ask(api, 108, "/subscribe")
@@ -217,6 +224,7 @@ def test_bot_removed_from_a_chat_drops_its_subscriptions(api, run_bot):
     api.wait_for(lambda: "Подписок нет" in ask(api, 108, "/subscriptions"), what="the subscription to go")
 
 
+@BOTH_DATABASES
 def test_a_failed_delivery_is_retried_later_not_dropped(api, run_bot, clock):
     bot = run_bot(max_retries=0)
     ask(api, 109, "/subscribe")
@@ -232,6 +240,74 @@ def test_a_failed_delivery_is_retried_later_not_dropped(api, run_bot, clock):
     assert len(proverbs(api, 109)) == 1
 
 
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_database_restart_mid_delivery_is_survived_and_nothing_is_sent_twice(api, run_bot, clock, postgres, database,
+                                                                               caplog):
+    chats = list(range(140, 146))  # fewer than the bot's HTTP connections, so all are in flight at once
+    bot = run_bot(read_timeout=120.0)  # the held messages below wait for the server's stop, seconds under load
+    for chat in chats:
+        ask(api, chat, "/subscribe alpha 09:00")
+    ask(api, 152, "/subscribe alpha 09:01")
+    caplog.set_level(logging.WARNING, logger="bot")
+    api.hold("sendMessage")  # Telegram is slow: the 09:00 messages are in flight when the database goes
+    try:
+        clock.set(2024, 5, 1, 9, 0)
+        api.wait_for(lambda: len(api.calls_of("sendMessage")) == len(chats) + 7, what="the 09:00 messages in flight")
+        postgres.stop()
+        api.release("sendMessage")  # they go out; recording them fails
+        api.wait_for(lambda: all(proverbs(api, c) for c in chats), what="the held messages")
+        api.wait_for(lambda: "unreachable" in (bot.parts.status.line or ""), what="health to say the database is unreachable")
+        clock.set(2024, 5, 1, 9, 1)  # due while the server is down
+        ticks(bot)
+    finally:
+        api.release("sendMessage")
+        if not postgres.running():  # the server is shared by the session's tests
+            postgres.start()
+    api.wait_for(lambda: "subscriptions" not in bot.parts.status.degraded, 60, "the database to be reachable again")
+    api.wait_for(lambda: proverbs(api, 152), what="the 09:01 proverb, due while the server was down")
+    ticks(bot, 10)
+    assert {c: len(proverbs(api, c)) for c in [*chats, 152]} == {c: 1 for c in [*chats, 152]}, "sent twice or never"
+    said = [r.getMessage() for r in caplog.records]
+    assert any("went out, but recording it failed" in m for m in said), said
+    assert any("available again" in m for m in said), said
+    assert not [r for r in caplog.records if r.exc_info], "a lost connection is a line, not a traceback"
+    clock.set(2024, 5, 2, 9, 1)  # recorded: the next day's come once each
+    api.wait_for(lambda: all(len(proverbs(api, c)) == 2 for c in [*chats, 152]), what="the next day's proverbs")
+    ticks(bot, 5)
+    assert all(len(proverbs(api, c)) == 2 for c in [*chats, 152])
+
+
+@BOTH_DATABASES
+def test_two_processes_on_one_database_deliver_once_and_a_standby_takes_over(api, run_bot, clock, caplog):
+    caplog.set_level(logging.WARNING, logger="bot")
+    first = run_bot()
+    ask(api, 160, "/subscribe alpha 09:00")
+    second = run_bot()  # deliveries on too (a misconfigured replica, or a standby): it must not send the same rows
+    replica = run_bot(subscription_delivery=False)  # a webhook replica: answers commands, never delivers
+    ticks(second)
+    clock.set(2024, 5, 1, 9, 0)
+    api.wait_for(lambda: proverbs(api, 160), what="the 09:00 proverb")
+    ticks(first, 5)
+    ticks(second, 5)
+    assert len(proverbs(api, 160)) == 1
+    # the test's clock jumps an hour, past the lease (3 ticks), so either may hold it at 09:00; one sent
+    (holder,) = [b for b in (first, second) if scheduler(b).stats.delivered]
+    standby = second if holder is first else first
+    assert scheduler(standby).stats.delivered == 0
+    standing = [r.getMessage() for r in caplog.records if "stands by" in r.getMessage()]
+    assert standing and len(standing) == len(set(standing)), standing  # a line when the holder changes, not per tick
+    assert scheduler(holder).holder in standing[-1]
+
+    holder.stop()  # a clean stop gives the lease up: the standby delivers from its next tick on
+    clock.set(2024, 5, 2, 9, 0)
+    api.wait_for(lambda: len(proverbs(api, 160)) == 2, what="the next day's proverb, from the standby")
+    ticks(standby, 5)
+    assert len(proverbs(api, 160)) == 2 and scheduler(standby).stats.delivered == 1
+    assert any("taken over from" in r.getMessage() for r in caplog.records)
+    assert scheduler(replica).ticks == 0 and scheduler(replica).stats.delivered == 0
+
+
+@BOTH_DATABASES
 def test_in_a_group_only_administrators_change_it(api, run_bot):
     run_bot()
     group, member, admin = -200, 20, 21
@@ -340,8 +416,9 @@ def test_plan_never_serves_a_local_date_twice():
 # -- the schema -------------------------------------------------------------------------------------
 
 
-async def test_migrations_build_the_schema_and_refuse_a_newer_database(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+@BOTH_DATABASES
+async def test_migrations_build_the_schema_and_refuse_a_newer_database(tmp_path, database):
+    url = database or f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
     store = await Store.open(url)
     async with store.engine.connect() as conn:
         assert await conn.run_sync(current_revision) == head()
