@@ -374,7 +374,7 @@ class Trainer:
         cfg = self.cfg
         self.placement = where = place(self.strategy, cfg.batch_size)  # first: MultiWorkerMirroredStrategy must be
         if where.strategy is not None:
-            self.say(f"strategy {where.name}: {where.replicas} replicas ({where.where}), "
+            self.say(f"strategy {where.name}: {where.replicas} replica{'s' if where.replicas != 1 else ''} ({where.where}), "
                      f"{cfg.batch_size // where.replicas} windows each per batch of {cfg.batch_size}")
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
