@@ -12,7 +12,7 @@ import signal
 import threading
 from typing import Callable, Sequence
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
@@ -21,7 +21,8 @@ from . import handlers, health
 from .errors import StartupError
 from .limits import TelegramLimiter
 from .logs import REDACTOR
-from .polling import PollingBot
+from .journal import CURRENT_UPDATE, REDELIVERED, Journal, JournalError, WireMarks
+from .polling import PollingBot, read_update
 from .services import MenuEntry, Services
 from .settings import Settings
 
@@ -49,6 +50,7 @@ def build_application(
     if not token:
         raise StartupError("BOT_TOKEN is not set: put the token from @BotFather in the environment or .env "
                            "(or talk to the bot in the terminal: python -m bot chat)")
+    wire = WireMarks()  # replies mark their update in the journal, once run() opens one
     if request is None:
         bot = PollingBot(
             token,
@@ -59,6 +61,7 @@ def build_application(
                 read_timeout=settings.read_timeout,
                 write_timeout=settings.write_timeout,
                 pool_timeout=settings.pool_timeout,
+                httpx_kwargs={"event_hooks": {"request": [wire.on_request]}},
             ),
             get_updates_request=HTTPXRequest(
                 connection_pool_size=1,
@@ -80,6 +83,7 @@ def build_application(
         bot = PollingBot(token, base_url=settings.bot_api_base_url, request=request, get_updates_request=request)
     app = (
         Application.builder()
+        .application_class(JournaledApplication)
         .bot(bot)
         .concurrent_updates(settings.concurrent_updates)
         .post_init(on_startup)
@@ -87,12 +91,44 @@ def build_application(
         .build()
     )
     app.bot_data["services"] = services
+    app.bot_data["wire_marks"] = wire
     bot._on_fatal = lambda why: fail_for_good(app, why)
     handlers.register(app, services)
     for plugin in plugins:
         plugin(app, services)
     handlers.register_fallbacks(app, services)
     return app
+
+
+class JournaledApplication(Application):
+    """Application that tells the update journal (when there is one) which update a handler serves and when it is done."""
+
+    async def process_update(self, update: object) -> None:
+        journal: Journal | None = self.bot_data.get("journal")
+        if journal is None or not isinstance(update, Update):
+            await super().process_update(update)
+            return
+        if update.api_kwargs.get(REDELIVERED):
+            return  # handled (or being handled) under the same id already: it only moves the offset on
+        CURRENT_UPDATE.set(update.update_id)  # (this task's context only: one task per update)
+        try:
+            await super().process_update(update)
+        finally:
+            journal.done(update.update_id)
+
+
+def open_journal(app: Application, settings: Settings) -> None:
+    """Long polling: journal fetched updates until answered (bot.journal); a journal that cannot open degrades."""
+    services: Services = app.bot_data["services"]
+    try:
+        journal = Journal(settings.data_dir / "updates.sqlite3")
+    except JournalError as e:
+        log.error("%s; updates in flight are lost if the bot is killed", e)
+        services.degraded["update journal"] = str(e)
+        return
+    app.bot_data["journal"] = journal
+    app.bot._on_fetched = journal.record
+    app.bot_data["wire_marks"].journal = journal
 
 
 async def on_startup(app: Application) -> None:
@@ -107,6 +143,10 @@ async def on_startup(app: Application) -> None:
                                     first=services.settings.heartbeat_interval, name="heartbeat")
     for hook in services.on_startup:
         await hook(app)
+    journal: Journal | None = app.bot_data.get("journal")
+    if journal is not None:
+        for body in journal.unfinished():  # fetched before a kill, never answered
+            await app.update_queue.put(read_update(body, app.bot))
     loop = asyncio.get_running_loop()
     for sig in app.bot_data.get("stop_signals", ()):  # replaces python-telegram-bot's own handlers
         with contextlib.suppress(NotImplementedError):  # (not on Windows' event loop)
@@ -131,6 +171,8 @@ async def on_stop(app: Application) -> None:
             health.beat(hb, services.health)
         else:
             hb.unlink(missing_ok=True)
+    if app.bot_data.get("journal") is not None:
+        app.bot_data["journal"].close()
     log.info("stopped; generated %d proverbs in %d batches (largest %d)", services.generator.stats.requests,
              services.generator.stats.batches, services.generator.stats.largest)
 
@@ -210,6 +252,8 @@ def run(app: Application, settings: Settings, stop_signals=None, close_loop: boo
             **kwargs,
         )
     else:
+        if settings.update_journal:
+            open_journal(app, settings)
         app.run_polling(
             timeout=settings.poll_timeout,
             allowed_updates=services.allowed_updates,
