@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application, CallbackContext, CallbackQueryHandler, ChatMemberHandler, CommandHandler, ContextTypes, ExtBot,
@@ -33,9 +33,10 @@ from . import handlers, health, presses, texts
 from .catalog import Catalog
 from .errors import StartupError
 from .generation import GenerationService
+from .journal import CURRENT_UPDATE, REDELIVERED, Journal, JournalError, WireMarks
 from .limits import TelegramLimiter, UserRateLimiter
 from .logs import REDACTOR
-from .polling import PollingBot
+from .polling import PollingBot, read_update
 from .settings import Settings
 from .subscriptions import handlers as daily
 from .subscriptions import texts as daily_texts
@@ -63,16 +64,32 @@ class Parts:
     users: UserRateLimiter  # the per-user limit on requests
     subscriptions: Scheduler  # daily deliveries; owns the database (its store) while it is open
     status: health.Status
+    wire: WireMarks  # replies mark their update in the journal, once run() opens one
     votes: Votes | None = None  # readers' votes: set while the database is open (None: not collected)
+    journal: Journal | None = None  # the update journal (long polling; opened by run())
 
 
 class ProverbApplication(Application):
-    """python-telegram-bot's Application, holding the bot's parts."""
+    """python-telegram-bot's Application, holding the bot's parts; it tells the update journal (when there is
+    one) which update a handler serves and when it is done."""
 
     def __init__(self, *, parts: Parts, **kwargs):
         super().__init__(**kwargs)
         self.parts = parts
         self.stop_signals: tuple[int, ...] = ()  # set by run(): the signals a real process stops on
+
+    async def process_update(self, update: object) -> None:
+        journal = self.parts.journal
+        if journal is None or not isinstance(update, Update):
+            await super().process_update(update)
+            return
+        if update.api_kwargs.get(REDELIVERED):
+            return  # handled (or being handled) under the same id already: it only moves the offset on
+        CURRENT_UPDATE.set(update.update_id)  # (this task's context only: one task per update)
+        try:
+            await super().process_update(update)
+        finally:
+            journal.done(update.update_id)
 
 
 class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
@@ -171,10 +188,11 @@ def build_application(
         prepare(url)  # create and migrate the database now, before the bot talks to Telegram
     except StartupError as e:  # a corrupt, full or read-only database: proverbs still flow
         scheduler.degrade(str(e))
+    wire = WireMarks()
     parts = Parts(settings, catalog, generator, UserRateLimiter(settings.user_rate_limit, settings.user_rate_period),
-                  scheduler, status)
+                  scheduler, status, wire)
 
-    bot = make_bot(settings, token, request)
+    bot = make_bot(settings, token, request, wire)
     app = (
         Application.builder()
         .application_class(ProverbApplication, kwargs={"parts": parts})
@@ -204,7 +222,7 @@ def build_application(
     return app
 
 
-def make_bot(settings: Settings, token: str, request: BaseRequest | None) -> PollingBot:
+def make_bot(settings: Settings, token: str, request: BaseRequest | None, wire: WireMarks) -> PollingBot:
     """The Telegram client: HTTP transport with the settings' timeouts, and the outgoing flood limits."""
     if request is not None:
         return PollingBot(token, base_url=settings.bot_api_base_url, request=request, get_updates_request=request)
@@ -217,6 +235,7 @@ def make_bot(settings: Settings, token: str, request: BaseRequest | None) -> Pol
             read_timeout=settings.read_timeout,
             write_timeout=settings.write_timeout,
             pool_timeout=settings.pool_timeout,
+            httpx_kwargs={"event_hooks": {"request": [wire.on_request]}},
         ),
         get_updates_request=HTTPXRequest(
             connection_pool_size=1,
@@ -236,6 +255,20 @@ def make_bot(settings: Settings, token: str, request: BaseRequest | None) -> Pol
     )
 
 
+def open_journal(app: ProverbApplication) -> None:
+    """Long polling: journal fetched updates until answered (bot.journal); a journal that cannot open degrades."""
+    parts = app.parts
+    try:
+        journal = Journal(parts.settings.data_dir / "updates.sqlite3")
+    except JournalError as e:
+        log.error("%s; updates in flight are lost if the bot is killed", e)
+        parts.status.degraded["update journal"] = str(e)
+        return
+    parts.journal = journal
+    app.bot._on_fetched = journal.record
+    parts.wire.journal = journal
+
+
 async def on_startup(app: ProverbApplication) -> None:
     """post_init: generation, the command menu, the heartbeat, the database (subscriptions, then votes), signals."""
     parts = app.parts
@@ -249,6 +282,9 @@ async def on_startup(app: ProverbApplication) -> None:
     await parts.subscriptions.start(app)  # opens the database; anything due while the bot was down goes out now
     store = parts.subscriptions.store
     parts.votes = Votes(store.engine) if store is not None else None  # (database unavailable: not collected)
+    if parts.journal is not None:
+        for body in parts.journal.unfinished():  # fetched before a kill, never answered
+            await app.update_queue.put(read_update(body, app.bot))
     loop = asyncio.get_running_loop()
     for sig in app.stop_signals:  # replaces python-telegram-bot's own handlers
         with contextlib.suppress(NotImplementedError):  # (not on Windows' event loop)
@@ -274,6 +310,8 @@ async def on_stop(app: ProverbApplication) -> None:
             health.beat(hb, parts.status.line)
         else:
             hb.unlink(missing_ok=True)
+    if parts.journal is not None:
+        parts.journal.close()
     stats = parts.generator.stats
     log.info("stopped; generated %d proverbs in %d batches (largest %d)", stats.requests, stats.batches, stats.largest)
 
@@ -352,6 +390,8 @@ def run(app: ProverbApplication, stop_signals=None, close_loop: bool = True) -> 
             **kwargs,
         )
     else:
+        if settings.update_journal:
+            open_journal(app)
         app.run_polling(
             timeout=settings.poll_timeout,
             allowed_updates=ALLOWED_UPDATES,

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     heartbeat_file: Path | None = Path(tempfile.gettempdir()) / "proverb-bot.heartbeat"
     heartbeat_interval: float = Field(15.0, gt=0)
 
+    # long polling: write fetched updates to DATA_DIR/updates.sqlite3 until answered, so a killed bot answers
+    # them after its restart (bot.journal)
+    update_journal: bool = True
+
     # daily subscriptions (bot.subscriptions): an SQLite file in DATA_DIR unless DATABASE_URL names another database
     data_dir: Path = Path("data")
     database_url: str | None = None  # SQLAlchemy async URL, e.g. sqlite+aiosqlite:////data/bot.sqlite3

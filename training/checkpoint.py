@@ -57,11 +57,29 @@ def save_best(ckpt_dir: Path, model) -> None:
     _atomic_write(ckpt_dir / BEST, lambda f: np.savez(f, **variables_to_arrays(model.variables)))
 
 
+class CheckpointError(Exception):
+    """A checkpoint that cannot be resumed (truncated, edited, half deleted): `path` and `problem`."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
 def load_state(ckpt_dir: Path) -> dict | None:
+    """The checkpoint's state (None when there is none); CheckpointError when it cannot be resumed."""
     p = ckpt_dir / STATE
     if not p.is_file():
         return None
-    return json.loads(p.read_text())
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:  # (JSONDecodeError is a ValueError)
+        raise CheckpointError(p, f"unreadable ({e}); was it cut short?") from None
+    missing = [k for k in ("epoch", "step", "arrays", "charset", "config") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(p, f"not a checkpoint's state (no {', '.join(missing)})")
+    if not (ckpt_dir / str(state["arrays"])).is_file():
+        raise CheckpointError(ckpt_dir / str(state["arrays"]), f"missing (named by {p})")
+    return state
 
 
 def restore(ckpt_dir: Path, model, optimizer, state: dict) -> None:

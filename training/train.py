@@ -261,7 +261,11 @@ def check_outputs(cfg: TrainConfig, opts) -> dict | None:
     from . import checkpoint
 
     ckpt = cfg.checkpoint_dir
-    state = checkpoint.load_state(ckpt)
+    try:
+        state = checkpoint.load_state(ckpt)
+    except checkpoint.CheckpointError as e:
+        raise SetupError(e.path, f"{e.problem}: this checkpoint cannot be resumed; start over with --force "
+                         "(or choose another --run-dir)") from None
     if opts.resume and state is None:
         raise SetupError(ckpt, "no checkpoint to resume from; run without --resume first")
     if state is not None and not opts.resume and not opts.force:
@@ -341,10 +345,19 @@ class Trainer:
                                   "fine-tune only on corpora whose characters the base model knows (or train from scratch)")
         elif self.state is not None:
             self.charset = Charset.from_json(json.dumps(self.state["charset"]))
+            missing = self.charset.unknown(self.full_text)
+            if missing:  # the corpus changed since the run began: the model has no place for these characters
+                raise CorpusError(cfg.corpus[0], f"--resume: the checkpoint's charset lacks {''.join(missing[:20])!r}; "
+                                  "resume on the corpus the run began with, or start over with --force")
         else:
             self.charset = Charset.from_text(self.full_text)
         self.train_ids = self.charset.encode(text)
         self.val_ids = self.charset.encode(val_text)
+        if len(self.val_ids) < cfg.window + 1 and cfg.val_share > 0:
+            # split_texts holds out whole texts (lines): a corpus of one line has none to spare
+            print(f"warning: {cfg.corpus[0]}: {len(train)} text(s), {len(self.val_ids)} characters held out: too few to "
+                  f"validate (--window {cfg.window}); early stopping and the better-than check use the training loss. "
+                  "Put one text a line", file=sys.stderr, flush=True)
         if len(self.train_ids) < cfg.window * cfg.batch_size + 2:
             raise CorpusError(cfg.corpus[0], f"too small for --window {cfg.window} x --batch-size {cfg.batch_size} "
                               f"({len(self.train_ids)} training characters); lower them")
@@ -374,7 +387,7 @@ class Trainer:
         cfg = self.cfg
         self.placement = where = place(self.strategy, cfg.batch_size)  # first: MultiWorkerMirroredStrategy must be
         if where.strategy is not None:
-            self.say(f"strategy {where.name}: {where.replicas} replicas ({where.where}), "
+            self.say(f"strategy {where.name}: {where.replicas} replica{'s' if where.replicas != 1 else ''} ({where.where}), "
                      f"{cfg.batch_size // where.replicas} windows each per batch of {cfg.batch_size}")
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()

@@ -215,3 +215,35 @@ def test_help_shows_each_default_once_and_range_errors_say_the_range(tmp_path):
     assert "at least 1" in p.stderr and "usage" not in p.stderr
     p = run(["--culture", "toy", "--dropout", "1.5"], tmp_path, check=False)
     assert "[0, 1)" in p.stderr
+
+
+def test_resume_faults_get_one_line(tmp_path, corpus):
+    run(["--culture", "toy", "--epochs", "1", "--no-export", *TINY], tmp_path)
+    ckpt = tmp_path / "runs" / "toy" / "checkpoint"
+    resume = ["--culture", "toy", "--epochs", "2", "--resume", "--no-export", *TINY]
+
+    def refused(expect: str) -> None:
+        p = run(resume, tmp_path, check=False)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+        (line,) = lines(p.stderr)
+        assert expect in line, line
+
+    text = corpus.read_text(encoding="utf-8")
+    corpus.write_text(text + "☃☃☃\n", encoding="utf-8")  # the corpus gained a character
+    refused("charset lacks '☃'")
+    corpus.write_text(text, encoding="utf-8")
+    state = (ckpt / "state.json").read_text()
+    (ckpt / "state.json").write_text(state[: len(state) // 2])  # cut short (a full disk, a copy interrupted)
+    refused("state.json: unreadable")
+    (ckpt / "state.json").unlink()
+    refused("no checkpoint to resume from")
+
+
+def test_a_one_line_corpus_trains_with_a_warning(tmp_path):
+    one = tmp_path / "data" / "one.txt"
+    one.parent.mkdir()
+    one.write_text(synthetic_text(30, seed=3).replace("\n", " ") + "\n", encoding="utf-8")
+    p = run(["--culture", "one", "--epochs", "1", "--no-export", *TINY], tmp_path)
+    assert "Traceback" not in p.stderr
+    (warning,) = [l for l in lines(p.stderr) if l.startswith("warning:")]
+    assert "held out" in warning and "one.txt" in warning

@@ -1,0 +1,61 @@
+"""bot.journal: which fetched updates a restarted bot answers again, and which it must not."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from bot.journal import REDELIVERED, Journal, JournalError
+
+
+def update(uid: int, text: str = "/alpha") -> dict:
+    return {"update_id": uid, "message": {"message_id": uid, "date": 0, "chat": {"id": uid, "type": "private"},
+                                          "text": text}}
+
+
+def test_a_restart_answers_what_was_fetched_and_not_what_may_have_been_sent(tmp_path):
+    path = tmp_path / "updates.sqlite3"
+    j = Journal(path)
+    assert j.record([update(1), update(2), update(3)]) == [update(1), update(2), update(3)]
+    j.done(1)
+    j.sending(2)  # its reply started on the wire: it may have arrived
+    j.close()  # (a kill -9: nothing else is written)
+
+    j = Journal(path)
+    assert j.unfinished() == [update(3)]
+    # Telegram delivers the unconfirmed batch again: known ids are handed over empty, new ones in full
+    again = {"update_id": 2, REDELIVERED: True}, {"update_id": 3, REDELIVERED: True}
+    assert j.record([update(2), update(3), update(4)]) == [*again, update(4)]
+    j.done(3)
+    j.done(4)
+    j.close()
+    assert Journal(path).unfinished() == []
+
+
+def test_an_answered_update_keeps_only_its_id(tmp_path):
+    j = Journal(tmp_path / "updates.sqlite3")
+    j.record([update(7, "мои личные слова")])
+    j.done(7)
+    j.close()
+    with sqlite3.connect(tmp_path / "updates.sqlite3") as db:
+        assert db.execute("SELECT update_id, body FROM updates").fetchall() == [(7, "")]
+
+
+def test_old_answered_ids_are_forgotten(tmp_path):
+    now = [1000.0]
+    j = Journal(tmp_path / "u.sqlite3", clock=lambda: now[0])
+    j.record([update(1), update(2)])
+    j.done(1)
+    j.close()
+    now[0] += 3 * 24 * 3600
+    j = Journal(tmp_path / "u.sqlite3", clock=lambda: now[0])
+    # id 1 (answered) is gone, so a copy of it would be new; id 2 was never answered and is kept
+    assert j.record([update(1)]) == [update(1)]
+    assert [u["update_id"] for u in j.unfinished()] == [1, 2]
+
+
+def test_a_journal_that_cannot_open_names_its_file(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(JournalError, match="file/updates.sqlite3"):
+        Journal(tmp_path / "file" / "updates.sqlite3")
