@@ -438,8 +438,10 @@ class Context:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)  # (the scenarios are listed there)
     p.add_argument("--models-dir", type=Path, default=ROOT / "models", help="the bundles the bot serves")
     p.add_argument("--tiny", action="store_true", help="build two tiny bundles (alpha, beta) and use them")
     p.add_argument("--burst", type=int, default=100, help="updates per scenario")
