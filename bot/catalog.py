@@ -30,11 +30,12 @@ class Catalog:
 
     @classmethod
     def load(cls, models_dir: str | Path, reserved: Collection[str], temperature: float | None = None,
-             max_length: int | None = None) -> "Catalog":
+             max_length: int | None = None, models: bool = True) -> "Catalog":
         """Every bundle under `models_dir`, verified; StartupError (one line) when none, or one is broken or
-        would take a command of `reserved` (the bot's own) or of another bundle."""
+        would take a command of `reserved` (the bot's own) or of another bundle. `models=False` keeps only
+        what routing needs (each bundle verified, then `without_model()`): for a bot whose workers generate."""
         models_dir = Path(models_dir)
-        bundles, problems = survey_bundles(models_dir, reserved)
+        bundles, problems = survey_bundles(models_dir, reserved, models)
         if problems:
             raise StartupError(problems[0][1])
         if not bundles:
@@ -71,7 +72,8 @@ def new_seed() -> int:
     return secrets.randbelow(min(MAX_SEED, 999_999) + 1)
 
 
-def survey_bundles(models_dir: str | Path, reserved: Collection[str]) -> tuple[dict[str, Bundle], list[tuple[Path, str]]]:
+def survey_bundles(models_dir: str | Path, reserved: Collection[str], models: bool = True,
+                   ) -> tuple[dict[str, Bundle], list[tuple[Path, str]]]:
     """Load every bundle folder under `models_dir` and check them together: the one validation that startup
     and `python -m bot check` share. -> (the bundles that loaded, by name; (folder, problem) for each problem:
     a broken bundle, two bundles of one name, a command that clashes with the bot's own or another bundle's)."""
@@ -80,6 +82,8 @@ def survey_bundles(models_dir: str | Path, reserved: Collection[str]) -> tuple[d
     for p in find_bundles(models_dir):
         try:
             b = load_bundle(p)
+            if not models:  # let each one go before the next loads: the bot process peaks at one bundle's weights
+                b = b.without_model()
         except BundleError as e:
             problems.append((p, f"broken bundle: {e}"))
             continue
