@@ -262,10 +262,11 @@ def open_journal(app: ProverbApplication) -> None:
     """Long polling: journal fetched updates until answered (bot.journal); a journal that cannot open degrades."""
     parts = app.parts
     try:
-        journal = Journal(parts.settings.data_dir / "updates.sqlite3")
+        journal = Journal(parts.settings.data_dir / "updates.sqlite3",
+                          on_broken=lambda why: parts.status.degrade("update journal", why))
     except JournalError as e:
         log.error("%s; updates in flight are lost if the bot is killed", e)
-        parts.status.degraded["update journal"] = str(e)
+        parts.status.degrade("update journal", str(e))
         return
     parts.journal = journal
     app.bot._on_fetched = journal.record
@@ -280,6 +281,7 @@ async def on_startup(app: ProverbApplication) -> None:
     hb = parts.settings.heartbeat_file
     if hb is not None:
         health.beat(hb, parts.status.line)
+        parts.status.on_change = lambda: health.beat(hb, parts.status.line)
         app.job_queue.run_repeating(heartbeat, interval=parts.settings.heartbeat_interval,
                                     first=parts.settings.heartbeat_interval, name="heartbeat")
     await parts.subscriptions.start(app)  # opens the database; anything due while the bot was down goes out now

@@ -8,7 +8,9 @@ health passes and says so).
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,24 @@ class Status:
 
     failure: str | None = None  # why the bot is ending for good (set once; the process exits non-zero)
     degraded: dict[str, str] = field(default_factory=dict)  # part ("subscriptions") -> why it is down
+    # called after `degrade`/`recover` change the state line: the bot rewrites its heartbeat at once, so
+    # `health` says so now, not at the next beat (up to HEARTBEAT_INTERVAL later)
+    on_change: Callable[[], None] | None = None
+
+    def degrade(self, part: str, why: str) -> None:
+        """`part` is down (`why`); the bot serves on without it."""
+        if self.degraded.get(part) != why:
+            self.degraded[part] = why
+            self._changed()
+
+    def recover(self, part: str) -> None:
+        """`part` works again."""
+        if self.degraded.pop(part, None) is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def line(self) -> str | None:
@@ -33,7 +53,7 @@ class Status:
 def beat(path: Path, state: str | None = None) -> None:
     """Write the current time (and `state`) to `path` atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # a state change may beat from another thread
     body = f"{time.time():.3f}\n" + (" ".join(state.split()) + "\n" if state else "")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, path)

@@ -47,10 +47,11 @@ class JournalError(Exception):
 class Journal:
     """Fetched updates and how far each got; `broken` (why) once a write failed: it then records nothing."""
 
-    def __init__(self, path: Path, clock=time.time):
+    def __init__(self, path: Path, clock=time.time, on_broken=None):
         self.path = Path(path)
         self.clock = clock
         self.broken: str | None = None
+        self.on_broken = on_broken  # called with why, once, when a write fails (the bot's health degrades)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -74,6 +75,8 @@ class Journal:
         self.broken = f"{self.path}: {e}"
         log.error("the update journal failed while %s (%s); from now on, updates in flight are lost if the bot "
                   "is killed", what, e)
+        if self.on_broken is not None:
+            self.on_broken(self.broken)
 
     def record(self, raw: list[dict]) -> list[dict]:
         """Before the batch is handed over: write down the new updates; -> the batch, with those already

@@ -135,7 +135,7 @@ class Scheduler:
         """The database failed: subscriptions are unavailable (said to users and by `health`); proverbs flow on."""
         if self.unavailable is None:
             log.error("subscriptions unavailable: %s", why)
-        self.status.degraded["subscriptions"] = why
+        self.status.degrade("subscriptions", why)
 
     def database_failed(self, e: BaseException, why: str) -> None:
         """A database call failed: degrade, for good (`why`), or until a tick reaches the server again."""
@@ -148,7 +148,7 @@ class Scheduler:
     def _reachable(self) -> None:
         """A tick used the database: if only a lost connection had degraded it, subscriptions are back."""
         if self._lost is not None and self.unavailable == self._lost:
-            del self.status.degraded["subscriptions"]
+            self.status.recover("subscriptions")
             log.warning("subscriptions available again: the database is reachable")
         self._lost = None
 

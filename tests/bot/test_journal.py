@@ -59,3 +59,13 @@ def test_a_journal_that_cannot_open_names_its_file(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(JournalError, match="file/updates.sqlite3"):
         Journal(tmp_path / "file" / "updates.sqlite3")
+
+
+def test_a_journal_that_breaks_while_running_says_so_once(tmp_path):
+    # the bot passes its health status here: `health` then reports the journal as degraded
+    seen = []
+    journal = Journal(tmp_path / "updates.sqlite3", on_broken=seen.append)
+    journal._db.close()  # any later write fails, as on a full or vanished disk
+    journal.record([{"update_id": 1, "message": {"text": "/alpha"}}])
+    journal.record([{"update_id": 2, "message": {"text": "/alpha"}}])
+    assert len(seen) == 1 and "updates.sqlite3" in seen[0] and journal.broken == seen[0]

@@ -385,6 +385,11 @@ def test_a_database_deleted_underneath_is_noticed(api, run_bot, tmp_path):
     (tmp_path / "data" / "bot.sqlite3").unlink()
     api.wait_for(lambda: "subscriptions" in bot.parts.status.degraded, 30, "the deleted database to be noticed")
     assert "deleted" in bot.parts.status.degraded["subscriptions"]
+    # `health` says so at once, not at the next heartbeat (15 s later)
+    from bot import health
+
+    ok, line = health.check(tmp_path / "bot.heartbeat", 60)
+    assert ok and "degraded" in line and "deleted" in line, line
 
 
 # -- the calendar -----------------------------------------------------------------------------------
