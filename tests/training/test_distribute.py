@@ -1,7 +1,6 @@
 """`--strategy mirrored` and `--strategy multiworker` without GPUs: two logical CPU devices, two local workers."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import bot_env
-from tests.training.test_train import ROOT, TINY, env, run
+from tests.training.test_train import TINY, env, run
 
 pytestmark = pytest.mark.timeout(1800)
 TIMEOUT = 900  # seconds for one training process: under load a first traced step has taken 80 s here
@@ -40,16 +39,6 @@ TWO_CPUS = textwrap.dedent("""
 
 def history(run_dir: Path) -> list[dict]:
     return json.loads((run_dir / "checkpoint" / "state.json").read_text())["history"]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    from tests.conftest import synthetic_text
-
-    p = tmp_path / "data" / "toy.txt"
-    p.parent.mkdir()
-    p.write_text(synthetic_text(50, seed=5), encoding="utf-8")
-    return p
 
 
 def test_mirrored_over_two_cpus_matches_one_device_and_resumes(tmp_path, corpus):

@@ -1,6 +1,5 @@
 """`python -m training.recipe`: the plan, its first step on tiny corpora (tiny settings through --set), resuming."""
 
-import json
 import os
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """The training CLI end to end on a few KB of synthetic text with a tiny model."""
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -40,14 +39,6 @@ def run(args, cwd, check=True, **kw):
 def lines(stream: str) -> list[str]:
     """Non-empty lines, the progress bar's redraws left out."""
     return [l for l in re.split(r"[\r\n]", stream) if l.strip() and "batch/s" not in l and "?batch" not in l]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    p = tmp_path / "data" / "toy.txt"
-    p.parent.mkdir()
-    p.write_text(synthetic_text(50, seed=5), encoding="utf-8")
-    return p
 
 
 def weights_hash(run_dir: Path) -> str:
