@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,6 +50,8 @@ KNOWN = {
 ARCH = ("cell", "layers", "units", "embedding")
 # Generation defaults a bundle carries; a replaced bundle's values are kept unless given.
 GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost", "candidates")
+# What a new bundle takes from the one it replaces unless given (carry_over).
+CARRIED = ("title", "aliases", "description", *GENERATION)
 CHECKPOINT, CANDIDATE, REPLACED = "checkpoint", "bundle", "replaced"
 
 
@@ -194,14 +196,12 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
     a = p.parse_args(argv)
     if not NAME_RE.match(a.culture):
         p.error(f"--culture {a.culture!r} must be a Telegram command: lowercase letters, digits, _; at most 32")
-    cfg = TrainConfig(
-        culture=a.culture, corpus=a.corpus or [f"data/{a.culture}.txt"], models_dir=a.models_dir,
-        run_dir=a.run_dir or f"runs/{a.culture}", checkpoint=a.checkpoint_dir or "", epochs=a.epochs, seed=a.seed,
-        split_seed=a.split_seed, cell=a.cell, layers=a.layers, units=a.units, embedding=a.embedding,
-        dropout=a.dropout, window=a.window, stride=a.stride, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr,
-        clipnorm=a.clipnorm, val_share=a.val_share, patience=a.patience, lr_patience=a.lr_patience,
-        steps_per_epoch=a.steps_per_epoch, sample_every=a.sample_every, init_from=a.init_from, export=a.export,
-    )
+    # Each config field is the option of the same name, except these three; title, aliases, description and
+    # the generation defaults are filled in by carry_over below.
+    derived = {"corpus": a.corpus or [f"data/{a.culture}.txt"], "run_dir": a.run_dir or f"runs/{a.culture}",
+               "checkpoint": a.checkpoint_dir or ""}
+    cfg = TrainConfig(**{f.name: derived[f.name] if f.name in derived else getattr(a, f.name)
+                         for f in fields(TrainConfig) if f.name in derived or f.name not in CARRIED})
     carried = carry_over(a, cfg.install_dir)
     for k, v in carried.values.items():
         setattr(cfg, k, v)
@@ -337,7 +337,7 @@ class Trainer:
             try:
                 self.base = load_bundle(path)
             except BundleError as e:
-                raise CorpusError(cfg.init_from, f"--init-from: {e}") from None
+                raise SetupError(cfg.init_from, f"--init-from: {e}") from None
             self.charset = self.base.charset
             missing = self.base.charset.unknown(self.full_text)
             if missing:
@@ -403,7 +403,7 @@ class Trainer:
                 try:
                     self.model.load_weights(self.base.path / WEIGHTS)
                 except Exception as e:  # keras raises ValueError/KeyError variants on a structure mismatch
-                    raise CorpusError(cfg.init_from, f"--init-from: weights do not fit this architecture ({e})") from None
+                    raise SetupError(cfg.init_from, f"--init-from: weights do not fit this architecture ({e})") from None
             # Under a strategy the step clips the summed gradient itself (distribute.distributed_steps).
             self.optimizer = keras.optimizers.Adam(cfg.lr, clipnorm=cfg.clipnorm if where.strategy is None else None)
             self.optimizer.build(self.model.trainable_variables)
