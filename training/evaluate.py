@@ -30,6 +30,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,7 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
         "corpus_is_training_corpus": all(same) if trained_on else None,
         "n": len(results),
         "seed": seed,
-        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
+        "settings": asdict(settings),
         "val_bpc": bpc,
         "val_chars": scored,
         "val_texts": len(heldout),

@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import platform
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -72,17 +73,13 @@ def export_bundle(
             "description": "",
             **manifest,
             "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "generation": {k: getattr(generation, k) for k in generation.__dataclass_fields__},
+            "generation": asdict(generation),
             "novelty_window": WINDOW,
             "versions": library_versions(),
             "golden": [
-                {"seed": r.seed, "prefix": r.prefix, "settings": manifest_settings(r.settings), "text": s.text}
+                {"seed": r.seed, "prefix": r.prefix, "settings": asdict(r.settings), "text": s.text}
                 for r, s in zip(reqs, samples)
             ],
         }
         manifest.setdefault("name", dest.name)
         return write_bundle(dest, files, json.loads(json.dumps(manifest)))
-
-
-def manifest_settings(s: Settings) -> dict:
-    return {k: getattr(s, k) for k in s.__dataclass_fields__}

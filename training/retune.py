@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from charlm import BundleError, Request, Settings, load_bundle, write_bundle
@@ -27,7 +28,7 @@ def retune(path: str | Path, **changes) -> tuple[Settings, Settings, list[str]]:
     golden = bundle.manifest.get("golden") or [{"seed": s, "prefix": ""} for s in (1, 2, 3)]
     results = bundle.generate([Request(g["seed"], g.get("prefix", ""), new) for g in golden])
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format", "charset_sha256")}
-    manifest["generation"] = {k: getattr(new, k) for k in new.__dataclass_fields__}
+    manifest["generation"] = asdict(new)
     manifest["golden"] = [{"seed": g["seed"], "prefix": g.get("prefix", ""), "settings": manifest["generation"],
                            "text": r.text} for g, r in zip(golden, results)]
     files = {f: bundle.path / f for f in bundle.manifest["files"]}
