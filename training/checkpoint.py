@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from charlm.errors import PathError
+
 STATE = "state.json"
 ARRAYS = "state.npz"
 BEST = "best.npz"
@@ -57,12 +59,8 @@ def save_best(ckpt_dir: Path, model) -> None:
     _atomic_write(ckpt_dir / BEST, lambda f: np.savez(f, **variables_to_arrays(model.variables)))
 
 
-class CheckpointError(Exception):
+class CheckpointError(PathError):
     """A checkpoint that cannot be resumed (truncated, edited, half deleted): `path` and `problem`."""
-
-    def __init__(self, path: Path, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = path, problem
 
 
 def load_state(ckpt_dir: Path) -> dict | None:

@@ -6,17 +6,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from charlm.errors import PathError
 from charlm.text import END, normalize_text
 
 MIN_CHARS = 2_000  # below this a char model learns nothing worth serving
 
 
-class CorpusError(Exception):
+class CorpusError(PathError):
     """A corpus that cannot be used; the message says what to do."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from charlm import Charset
+from charlm.errors import PathError
 
 # Layers with no effect at inference: skipped.
 INERT = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
@@ -30,13 +31,8 @@ SAME = ("linear", "tanh", "sigmoid", "relu")
 HARD_SIGMOID_SCALE = 1.2
 
 
-class LegacyImportError(Exception):
+class LegacyImportError(PathError):
     """A legacy model that cannot be imported; names the file and the problem."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass

@@ -28,6 +28,7 @@ import numpy as np
 
 from charlm import BundleError, Charset, Request, Runtime, Settings, generate, load_bundle
 from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
+from charlm.errors import PathError
 from charlm.text import END
 
 from .cli import HelpFormatter, Parser, quiet_tensorflow, ranged
@@ -55,11 +56,8 @@ CARRIED = ("title", "aliases", "description", *GENERATION)
 CHECKPOINT, CANDIDATE, REPLACED = "checkpoint", "bundle", "replaced"
 
 
-class SetupError(Exception):
+class SetupError(PathError):
     """An output folder or option that makes the run impossible; the message names the path and the fix."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass
