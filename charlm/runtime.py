@@ -267,7 +267,7 @@ class Runtime:
     @classmethod
     def _build(cls, model_json, weights, layer_specs, h5) -> "Runtime":
         used: dict[str, int] = {}
-        built = []
+        built: list[tuple[object, bool]] = []  # (the layer, or None for a bare softmax; whether a softmax ends it)
         for ls in layer_specs:
             kind = ls.get("class_name")
             cfg = ls.get("config", {})
@@ -292,12 +292,12 @@ class Runtime:
             v = [] if kind == "Activation" else _vars(weights, h5, group, name)
             try:
                 if kind == "Embedding":
-                    built.append(_Embedding(v[0]))
+                    built.append((_Embedding(v[0]), False))
                 elif kind == "LSTM":
                     act = _activation(model_json, cfg.get("activation", "tanh"), name)
                     rec = _activation(model_json, cfg.get("recurrent_activation", "sigmoid"), name)
                     bias = v[2] if len(v) > 2 else np.zeros(v[0].shape[1], np.float32)
-                    built.append(_LSTM(v[0], v[1], bias, act, rec))
+                    built.append((_LSTM(v[0], v[1], bias, act, rec), False))
                 elif kind == "GRU":
                     act = _activation(model_json, cfg.get("activation", "tanh"), name)
                     rec = _activation(model_json, cfg.get("recurrent_activation", "sigmoid"), name)
@@ -308,33 +308,32 @@ class Runtime:
                         bias, rbias = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros(n, np.float32))
                     else:
                         bias, rbias = np.zeros(n, np.float32), np.zeros(n, np.float32)
-                    built.append(_GRU(v[0], v[1], bias, rbias, reset_after, act, rec))
+                    built.append((_GRU(v[0], v[1], bias, rbias, reset_after, act, rec), False))
                 elif kind == "Dense":
                     act_name = cfg.get("activation", "linear")
                     bias = v[1] if len(v) > 1 else np.zeros(v[0].shape[1], np.float32)
-                    built.append(_Dense(v[0], bias, "softmax" if act_name == "softmax" else _activation(model_json, act_name, name)))
+                    softmax = act_name == "softmax"
+                    act = ACTIVATIONS["linear"] if softmax else _activation(model_json, act_name, name)
+                    built.append((_Dense(v[0], bias, act), softmax))
                 elif kind == "Activation":
                     act_name = cfg.get("activation")
-                    built.append("softmax" if act_name == "softmax" else _Dense(None, None, _activation(model_json, act_name, name)))
+                    if act_name == "softmax":
+                        built.append((None, True))
+                    else:
+                        built.append((_Dense(None, None, _activation(model_json, act_name, name)), False))
             except IndexError:
                 raise BundleError(weights, f"layer {name!r}: too few weight arrays ({len(v)})") from None
         return cls._assemble(model_json, weights, built)
 
     @classmethod
     def _assemble(cls, model_json, weights, built) -> "Runtime":
-        if not built or not isinstance(built[0], _Embedding):
+        if not built or not isinstance(built[0][0], _Embedding):
             raise BundleError(model_json, "the first layer must be an Embedding (integer character ids in)")
-        # A softmax may only close the model; it is dropped so the runtime returns logits.
-        softmax_at = [i for i, b in enumerate(built) if b == "softmax" or (isinstance(b, _Dense) and b.act == "softmax")]
-        if any(i != len(built) - 1 for i in softmax_at):
+        # A softmax may only close the model; it is dropped (a Dense keeps its linear part) so the runtime
+        # returns logits.
+        if any(softmax for _, softmax in built[:-1]):
             raise BundleError(model_json, "softmax is only supported as the model's last activation")
-        layers = []
-        for b in built:
-            if b == "softmax":
-                continue
-            if isinstance(b, _Dense) and b.act == "softmax":
-                b = _Dense(b.kernel, b.bias, ACTIVATIONS["linear"])
-            layers.append(b)
+        layers = [layer for layer, _ in built if layer is not None]
         emb = layers[0].table
         vocab, width = emb.shape
         rest = layers[1:]
