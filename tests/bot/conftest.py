@@ -109,20 +109,27 @@ def bot_settings(api: FakeBotAPI, models_dir: Path, tmp_path: Path, **overrides)
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
-def start_bot(api, tiny_models, tmp_path):
-    """start_bot(**settings) -> a RunningBot polling the fake API (stopped at the end of the test)."""
+def bot_starter(api, models_dir: Path, tmp_path: Path, clock=utcnow, **defaults):
+    """A fixture's body: yields start(**settings) -> a RunningBot polling `api` (`defaults` under the settings
+    given), and stops every bot it started when the test is over."""
     bots: list[RunningBot] = []
 
     def start(**overrides) -> RunningBot:
-        settings = bot_settings(api, overrides.pop("models_dir", tiny_models), tmp_path, **overrides)
-        bot = launch(api, settings)
+        values = {**defaults, **overrides}
+        settings = bot_settings(api, values.pop("models_dir", models_dir), tmp_path, **values)
+        bot = launch(api, settings, clock)
         bots.append(bot)
         return bot
 
     yield start
     for b in bots:
         b.stop()
+
+
+@pytest.fixture
+def start_bot(api, tiny_models, tmp_path):
+    """start_bot(**settings) -> a RunningBot polling the fake API (stopped at the end of the test)."""
+    yield from bot_starter(api, tiny_models, tmp_path)
 
 
 def bot_env(api: FakeBotAPI | None, models_dir: Path, tmp_path: Path, **extra: str) -> dict:

@@ -20,7 +20,7 @@ from bot.subscriptions.migrate import alembic_config, current_revision, head
 from bot.subscriptions.db import make_engine
 from bot.subscriptions.store import Store
 
-from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, launch
+from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, bot_starter
 from .fakeapi import FakeBotAPI
 
 FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
@@ -29,19 +29,8 @@ FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
 @pytest.fixture
 def run_bot(api, tiny_models, tmp_path, database):
     """run_bot(**settings) -> the real bot with subscriptions and votes over tmp_path/data or `database` (shared by restarts)."""
-    bots: list[RunningBot] = []
-
-    def start(**overrides) -> RunningBot:
-        values = dict(data_dir=tmp_path / "data", outgoing_rate_limit=False, database_url=database)
-        values.update(overrides)
-        settings = bot_settings(api, tiny_models, tmp_path, **values)
-        bot = launch(api, settings)
-        bots.append(bot)
-        return bot
-
-    yield start
-    for b in bots:
-        b.stop()
+    yield from bot_starter(api, tiny_models, tmp_path, data_dir=tmp_path / "data", outgoing_rate_limit=False,
+                           database_url=database)
 
 
 def ask(api: FakeBotAPI, chat_id: int, text: str, lang: str = "ru") -> dict:

@@ -19,7 +19,7 @@ from bot.subscriptions.schema import metadata
 from bot.subscriptions.store import Store
 from bot.subscriptions.timing import find_zone, parse_time, plan
 
-from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, launch
+from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_starter
 from .fakeapi import FakeBotAPI, user
 
 UTC = timezone.utc
@@ -52,21 +52,9 @@ def run_bot(api, tiny_models, tmp_path, clock, database):
     Every bot of a test shares DATA_DIR (tmp_path/data) and `database`, so a second one is a restart over the
     same database.
     """
-    bots: list[RunningBot] = []
-
-    def start(**overrides) -> RunningBot:
-        # no outgoing throttle: a dozen replies in one chat would take a dozen seconds at Telegram's 1 a second
-        values = dict(data_dir=tmp_path / "data", generation_processes=0, subscription_poll_interval=0.05,
-                      outgoing_rate_limit=False, database_url=database)
-        values.update(overrides)
-        settings = bot_settings(api, tiny_models, tmp_path, **values)
-        bot = launch(api, settings, clock)
-        bots.append(bot)
-        return bot
-
-    yield start
-    for b in bots:
-        b.stop()
+    # no outgoing throttle: a dozen replies in one chat would take a dozen seconds at Telegram's 1 a second
+    yield from bot_starter(api, tiny_models, tmp_path, clock, data_dir=tmp_path / "data", generation_processes=0,
+                           subscription_poll_interval=0.05, outgoing_rate_limit=False, database_url=database)
 
 
 def scheduler(bot: RunningBot):
