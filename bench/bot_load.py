@@ -91,7 +91,7 @@ class OpenLoopAPI(FakeBotAPI):
     """The fake Bot API with an open-loop load: updates pushed at Poisson arrival times, each reply matched
     to its chat's oldest unanswered update."""
 
-    def start_open(self, chats: int, rate: float, duration: float, texts: list[str], seed: int) -> None:
+    def start_load(self, chats: int, rate: float, duration: float, texts: list[str], seed: int) -> None:  # open loop
         rnd = random.Random(seed)
         arrivals, t = [], rnd.expovariate(rate)
         while t < duration:
@@ -123,30 +123,13 @@ class OpenLoopAPI(FakeBotAPI):
             self.last_answer = call.t
         return response
 
-    def open_stats(self) -> dict:
+    def load_stats(self) -> dict:
         def read():
             answered = len(self.latencies)
             return {"answered": answered, "expected": self.expected, "latencies": list(self.latencies),
                     "elapsed": self.last_answer - self.started, "done": answered >= self.expected,
                     "flood_429s": self.flood_429s, "cpu_s": time.process_time() - self.cpu_start, "calls": {}}
         return self._in_loop(read)
-
-
-def serve_open_loop(conn, **options) -> None:
-    """serve_over_pipe's protocol, plus ("open", chats, rate, duration, texts, seed): start open-loop load,
-    after which ("stats",) reports it."""
-    with OpenLoopAPI(**options) as api:
-        conn.send(api.port)
-        while True:
-            cmd, *args = conn.recv()
-            if cmd == "open":
-                api.start_open(*args)
-                conn.send(True)
-            elif cmd == "stats":
-                conn.send(api.open_stats())
-            else:
-                conn.send(True)
-                return
 
 
 class Run:
@@ -173,8 +156,8 @@ class Run:
     def execute(self) -> dict:
         ctx = mp.get_context("spawn")
         conn, child_conn = ctx.Pipe()
-        serve = serve_open_loop if self.open_loop else serve_over_pipe
-        fake = ctx.Process(target=serve, args=(child_conn,), kwargs={"flood_limits": self.limiter}, daemon=True)
+        fake = ctx.Process(target=serve_over_pipe, args=(child_conn,), daemon=True,
+                           kwargs={"flood_limits": self.limiter, "api_class": OpenLoopAPI if self.open_loop else None})
         fake.start()
         port = conn.recv()
         settings = Settings(
@@ -255,7 +238,7 @@ class Run:
 
         if self.open_loop:
             rate, duration, seed = self.open_loop
-            await asyncio.to_thread(ask, "open", self.chats, rate, duration, texts, seed)
+            await asyncio.to_thread(ask, "load", self.chats, rate, duration, texts, seed)
         else:
             await asyncio.to_thread(ask, "load", chats, self.commands, texts, self.mix)
         deadline = time.monotonic() + self.timeout

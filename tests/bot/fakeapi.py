@@ -494,12 +494,13 @@ def message(chat_id: int, text: str, user_id: int | None = None, lang: str = "ru
     return msg
 
 
-def serve_over_pipe(conn, **options) -> None:
-    """Run a FakeBotAPI in this (child) process, controlled through a multiprocessing pipe.
+def serve_over_pipe(conn, api_class: type[FakeBotAPI] | None = None, **options) -> None:
+    """Run a FakeBotAPI (or `api_class`, a subclass with a load of its own) in this (child) process, controlled
+    through a multiprocessing pipe.
 
-    Sends its port first, then answers ("load", chats, commands, texts), ("stats",), ("stop",).
+    Sends its port first, then answers ("load", *args) (start_load), ("stats",) (load_stats), ("stop",).
     """
-    with FakeBotAPI(**options) as api:
+    with (api_class or FakeBotAPI)(**options) as api:
         conn.send(api.port)
         while True:
             cmd, *args = conn.recv()
