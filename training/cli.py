@@ -63,6 +63,12 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def fail(message, status: int = 2) -> int:
+    """Print `error: message` (one line) to stderr; -> the exit status, for `return fail(...)`."""
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
 def interrupt_in_one_line(what: str) -> None:
     """Until a command installs its own handler, Ctrl-C prints one line and exits 130, wherever it lands
     (even inside `import tensorflow`, whose KeyboardInterrupt would print a long traceback)."""

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import HelpFormatter, Parser, ranged
+from .cli import HelpFormatter, Parser, fail, ranged
 
 ZIP_URL = "https://github.com/TatianaShavrina/NeuroBasnya/raw/master/training.zip"
 SOURCE = "NeuroBasnya by Tatiana Shavrina (github.com/TatianaShavrina/NeuroBasnya), MIT license"
@@ -260,11 +260,9 @@ def main(argv=None) -> int:
     try:
         return a.run(a)
     except SourceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except OSError as e:
-        print(f"error: {e.filename or a.out}: cannot write ({e.strerror}); choose a writable --out", file=sys.stderr)
-        return 2
+        return fail(f"{e.filename or a.out}: cannot write ({e.strerror}); choose a writable --out")
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130

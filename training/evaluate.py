@@ -42,6 +42,7 @@ from charlm.proverb import ends_sentence
 from charlm.text import END
 
 from charlm.agreement import AgreementChecker
+from .cli import fail
 from .corpus import Corpus, CorpusError, read_corpus
 from .windows import split_texts
 
@@ -328,8 +329,7 @@ def main(argv=None) -> int:
     try:
         report = evaluate(bundle_dir, corpus, a.n, a.seed, a.batch, a.samples, a.candidates)
     except (BundleError, CorpusError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if a.save:
         Path(a.save).write_text(text + "\n", encoding="utf-8")

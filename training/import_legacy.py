@@ -24,6 +24,7 @@ from charlm import BundleError, load_bundle
 from charlm.bundle import NAME_RE, sha256_file
 from charlm.generate import start_context
 
+from .cli import fail
 from .legacy import (
     HARD_SIGMOID_SCALE,
     LegacyImportError,
@@ -170,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         dest = import_legacy(args.json, args.weights, args.charset, args.name, args.models_dir, args.title,
                              args.alias, args.description, args.corpus, args.force)
     except (LegacyImportError, BundleError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     bundle = load_bundle(dest)
     sample = bundle.manifest["golden"][0]["text"] if bundle.manifest.get("golden") else ""
     print(f"{dest}: {NOTE} ({len(bundle.charset)} characters, {', '.join(bundle.manifest['source']['architecture'])}); "

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import fail
+
 RUBRIC = """Rate each text on its own, as a careful reader of Russian. One line per text:
 ID grammar sense parable forward
 - grammar 1-5: 1 broken in nearly every phrase; 3 many agreement/case errors; 5 correct Russian.
@@ -193,8 +195,7 @@ def main(argv=None) -> int:
     try:
         return a.run(a)
     except (OSError, zipfile.BadZipFile, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import HelpFormatter, Parser
+from .cli import HelpFormatter, Parser, fail
 
 CULTURES = ("armenian", "hasidic", "indian", "jewish", "sufi")
 PARABLES = [f"data/{c}.txt" for c in CULTURES]
@@ -280,8 +280,7 @@ def main(argv=None) -> int:
         print(f"recipe: {len(plan)} steps done in {(time.time() - started) / 60:.1f} min")
         return 0
     except RecipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except KeyboardInterrupt:
         print("recipe interrupted between steps; run the same command again to continue", file=sys.stderr)
         return 130

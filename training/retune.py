@@ -17,6 +17,8 @@ from pathlib import Path
 from charlm import BundleError, Request, Settings, load_bundle, write_bundle
 from charlm.bundle import MANIFEST
 
+from .cli import fail
+
 FIELDS = ("temperature", "top_k", "top_p", "min_length", "max_length", "end_boost", "candidates")
 
 
@@ -56,11 +58,9 @@ def main(argv=None) -> int:
     try:
         old, new, texts = retune(a.bundle, **changes)
     except BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except ValueError as e:
-        print(f"error: {a.bundle}/{MANIFEST}: {e}", file=sys.stderr)
-        return 2
+        return fail(f"{a.bundle}/{MANIFEST}: {e}")
     diff = [f"{k} {getattr(old, k)} -> {getattr(new, k)}" for k in FIELDS if getattr(old, k) != getattr(new, k)]
     print(f"{a.bundle}: {', '.join(diff) or 'settings unchanged'}; {len(texts)} golden samples regenerated")
     return 0

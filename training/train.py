@@ -31,7 +31,7 @@ from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
 from charlm.errors import PathError
 from charlm.text import END
 
-from .cli import HelpFormatter, Parser, quiet_tensorflow, ranged
+from .cli import HelpFormatter, Parser, fail, quiet_tensorflow, ranged
 from .corpus import CorpusError, read_corpus
 from .distribute import STRATEGIES, StrategyError
 from .windows import Windows, eval_windows, split_texts
@@ -707,8 +707,7 @@ def main(argv=None) -> int:
                           recipe_step=opts.recipe_step, strategy=opts.strategy)
         return trainer.run()
     except (CorpusError, BundleError, SetupError, StrategyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint saved is intact (continue with --resume)", file=sys.stderr)
         return 130

@@ -19,6 +19,8 @@ import numpy as np
 
 from charlm import BundleError, load_bundle
 
+from .cli import fail
+
 
 def _widen_lstm(old: list[np.ndarray], new: list[np.ndarray], in_old: int, u_old: int, u_new: int) -> list[np.ndarray]:
     """Copy an LSTM's (kernel (in, 4U), recurrent (U, 4U), bias (4U)) into a wider one, gate block by block."""
@@ -77,8 +79,7 @@ def main(argv=None) -> int:
     try:
         model, bundle = widen(a.bundle, a.units, a.seed)
     except BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     cfg = dict(bundle.manifest.get("training", {}).get("config", {}), units=a.units)
     manifest = {k: bundle.manifest[k] for k in ("title", "aliases", "description") if k in bundle.manifest}
     manifest.update(name=Path(a.out).name, metrics={}, history=[], widened_from={
