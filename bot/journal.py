@@ -118,8 +118,7 @@ class Journal:
         try:
             rows = self._db.execute("SELECT update_id, body, state FROM updates WHERE state < 2 ORDER BY update_id").fetchall()
         except sqlite3.Error as e:
-            self.broken = str(e)
-            log.error("cannot read the update journal %s: %s", self.path, e)
+            self._fail("reading the updates left from the last run", e)
             return []
         maybe = [uid for uid, _, state in rows if state == SENDING]
         if maybe:
