@@ -16,9 +16,10 @@ Methods, all primed like charlm.generate and sampling with the same charlm.sampl
   (a) the ancestor's loop: `model.predict` on the whole id prefix for every new character (O(n²));
   (b) Keras, a compiled single-step cell: one `tf.function(ids, states) -> (logits, states)` call per
       character through the layers' own cells, the state carried; (b′) the same with XLA (jit_compile);
-  (c) charlm: `charlm.generate` on the bundle (priming, sampling, stop rules), batch 1 and batch 32;
-      (c′) the same with fixed-shape gemm blocks (`runtime.set_block(runtime.probe_block())`, charlm's
-      other batch-invariant mode; the default multiplies each row on its own).
+  (c) charlm: `charlm.generate` on the bundle (priming, sampling, stop rules), batch 1 and batch 32, with
+      its exact whole-number products (one gemm for a batch of 7 or more rows, batch invariant by arithmetic);
+      (c′) the baseline of the previous round: the same with float32 products, one gemv per row (its way to
+      batch invariance), loaded and run under tests/charlm/floats.py's `float_products`.
 Times are the best of --repeats runs (wall clock, and CPU time of the process, all threads). It prints a
 markdown table (for the README) and diagnostics, and writes nothing outside a temporary folder.
 """
@@ -97,9 +98,9 @@ def main(argv=None) -> int:
 
     import charlm
     from charlm import Charset, Request, Settings, load_bundle
-    from charlm import runtime as rt
     from charlm.sampling import choose, probabilities
     from charlm.text import END
+    from tests.charlm.floats import float_products
     from training.export import export_bundle
 
     corpus = Path(args.corpus)
@@ -232,11 +233,12 @@ def main(argv=None) -> int:
 
         def charlm_steps(batch: int, n: int = LENGTH):
             """The runtime alone: n calls of runtime.step, no sampling."""
+            inner = counting.inner
             ids = np.full(batch, end_id, np.int64)
-            state = runtime.initial_state(batch)
+            state = inner.initial_state(batch)
             t0 = clock()
             for _ in range(n):
-                _, state = runtime.step(ids, state)
+                _, state = inner.step(ids, state)
             return clock() - t0
 
         def best_of(fn, *a):  # the least-disturbed run, wall and CPU each: the machine may be shared
@@ -289,25 +291,18 @@ def main(argv=None) -> int:
         step1 = best_of(charlm_steps, 1) / LENGTH
         stepB = best_of(charlm_steps, args.batch) / LENGTH
 
-        # the other invariant mode: fixed-shape gemm blocks; and the steps alone with one plain
-        # (B, d) @ (d, n) BLAS call (not batch invariant), for what invariance costs
-        block = runtime.probe_block()
-
-        runtime.set_block(block)
-        try:
-            r1_total = best_of(lambda: charlm_batch(1, 7)[0])
-            rB_total = best_of(lambda: charlm_batch(args.batch, 7)[0])
-            row1 = best_of(charlm_steps, 1) / LENGTH
-            rowB = best_of(charlm_steps, args.batch) / LENGTH
-        finally:
-            runtime.set_block(1)
-        blocked = rt._blocked
-        rt._blocked = lambda x, w, b: x @ w
-        try:
-            plain1 = best_of(charlm_steps, 1) / LENGTH
-            plainB = best_of(charlm_steps, args.batch) / LENGTH
-        finally:
-            rt._blocked = blocked
+        # the previous round's runtime: float32 products, one gemv per row
+        with float_products():
+            counting.inner = load_bundle(Path(tmp.name) / "bench").runtime
+            try:
+                charlm_batch(2, 0)
+                r1_total = best_of(lambda: charlm_batch(1, 7)[0])
+                rB_total = best_of(lambda: charlm_batch(args.batch, 7)[0])
+                r1_res = charlm_batch(1, 7)[1]
+                row1 = best_of(charlm_steps, 1) / LENGTH
+                rowB = best_of(charlm_steps, args.batch) / LENGTH
+            finally:
+                counting.inner = runtime
 
         # --- report ------------------------------------------------------------------------------------------
         # every figure is (wall ms, CPU ms); per character and per 300-character proverb
@@ -318,10 +313,10 @@ def main(argv=None) -> int:
             ("a", "(a) ancestor: `model.predict` on the whole prefix, every char", "1"),
             ("b", "(b) Keras: compiled single-step cell (`tf.function`), state carried", "1"),
             ("x", "(b′) the same cell, XLA (`jit_compile=True`)", "1"),
-            ("c1", "(c) charlm (numpy): `charlm.generate`", "1"),
-            ("cB", "(c) charlm (numpy): `charlm.generate`", str(args.batch)),
-            ("r1", f"(c′) the same, {block}-row gemm blocks", "1"),
-            ("rB", f"(c′) the same, {block}-row gemm blocks", str(args.batch)),
+            ("c1", "(c) charlm (numpy): `charlm.generate`, exact products", "1"),
+            ("cB", "(c) charlm (numpy): `charlm.generate`, exact products", str(args.batch)),
+            ("r1", "(c′) round 1: float32 products, one per row", "1"),
+            ("rB", "(c′) round 1: float32 products, one per row", str(args.batch)),
         ]
         print(f"\n2-layer {units[0]}/{units[1]}-unit LSTM (embedding {embed}, vocabulary {V} from {source}), random weights, "
               f"{LENGTH}-character proverbs at temperature {settings.temperature}, every method sampling with "
@@ -343,15 +338,15 @@ def main(argv=None) -> int:
         print(f"model step alone (no sampling, wall): Keras compiled cell {kstep[0]:.3f} ms; charlm runtime.step "
               f"{step1[0]:.3f} ms at batch 1 ({kstep[0] / step1[0]:.1f}× faster), {stepB[0]:.3f} ms at batch "
               f"{args.batch} ({stepB[0] / args.batch:.4f} ms/char)")
-        print(f"batch invariance, runtime.step wall (CPU): one product per row / {block}-row gemm blocks / one plain "
-              f"x @ w (not invariant): batch 1 {step1[0]:.3f} ({step1[1]:.3f}) / {row1[0]:.3f} ({row1[1]:.3f}) / "
-              f"{plain1[0]:.3f} ({plain1[1]:.3f}) ms, batch {args.batch} {stepB[0]:.3f} ({stepB[1]:.3f}) / "
-              f"{rowB[0]:.3f} ({rowB[1]:.3f}) / {plainB[0]:.3f} ({plainB[1]:.3f}) ms")
-        print(f"same model, same numbers: max |logit diff| vs Keras forward: charlm {diff_charlm:.1e}, "
-              f"compiled cell {diff_cell:.1e}")
-        same = charset.decode(b_ids[len(prime):]).startswith(c1_res[0].raw.removesuffix("…"))
+        print(f"runtime.step wall (CPU), exact products / round 1's float32 product per row: batch 1 "
+              f"{step1[0]:.3f} ({step1[1]:.3f}) / {row1[0]:.3f} ({row1[1]:.3f}) ms = {row1[0] / step1[0]:.2f}×, "
+              f"batch {args.batch} {stepB[0]:.3f} ({stepB[1]:.3f}) / {rowB[0]:.3f} ({rowB[1]:.3f}) ms = "
+              f"{rowB[0] / stepB[0]:.2f}×")
+        print(f"same model: max |logit diff| vs Keras forward: charlm {diff_charlm:.1e} (exact products round inputs "
+              f"and weights), compiled cell {diff_cell:.1e}")
+        same = charset.decode(b_ids[len(prime):]).startswith(r1_res[0].raw.removesuffix("…"))
         n_p = len(prime) + n_a
-        print(f"(b) and (c) sample the same text for the same seed: {same}; (a) too: {a_ids[:n_p] == b_ids[:n_p]}")
+        print(f"(b) and (c′) sample the same text for the same seed: {same}; (a) too: {a_ids[:n_p] == b_ids[:n_p]}")
         target_b = per_char["b"][0] / per_char["c1"][0]
         target_bB = per_char["b"][0] / per_char["cB"][0]
         target_a = per_char["a"][0] / per_char["c1"][0]

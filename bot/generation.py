@@ -253,7 +253,7 @@ def one_blas_thread() -> None:
     the cores, and its threads spin while they wait. Measured with `bench/bot_load.py --runs capacity
     --commands 4` (2 cores, shipped 2 x 384 bundles): 3.8 replies/s and 478 ms of worker CPU per reply
     with the default, 17.4 replies/s and 58 ms with one thread. The text does not change: charlm's
-    per-row products are the same bits at any BLAS thread count (tests/charlm: thread-count invariance).
+    exact products are the same bits at any BLAS thread count (tests/charlm: thread-count invariance).
     """
     from threadpoolctl import threadpool_limits
 

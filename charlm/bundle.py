@@ -21,7 +21,10 @@ from .novelty import NoveltyIndex
 from .runtime import Runtime
 from .sampling import Settings
 
-FORMAT_VERSION = 1
+# 2: golden samples from exact (whole-number) products; 1: from float32 per-row products. A format-1 bundle's
+# model files are the same; only its golden samples differ, and `python -m training.retune` rewrites them.
+FORMAT_VERSION = 2
+UPGRADABLE = (1,)
 MODEL_JSON = "model.json"
 WEIGHTS = "model.weights.h5"
 CHARSET = "charset.json"
@@ -124,7 +127,10 @@ def manifest_problems(manifest) -> list[str]:
         return [f"must be a JSON object, got a JSON {type(manifest).__name__}"]
     m = manifest
     problems = []
-    if m.get("format") != FORMAT_VERSION:
+    if m.get("format") in UPGRADABLE:
+        problems.append(f"format: bundle format {m['format']} holds golden samples of an older runtime (this version "
+                        f"reads {FORMAT_VERSION}); rewrite them with `python -m training.retune BUNDLE_FOLDER`")
+    elif m.get("format") != FORMAT_VERSION:
         problems.append(f"format: unsupported bundle format {m.get('format')!r} (this version reads {FORMAT_VERSION})")
     name = m.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
@@ -164,8 +170,9 @@ def manifest_problems(manifest) -> list[str]:
     return problems
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load and verify `path`; raises BundleError naming the file and the mismatch (or every malformed field)."""
+def load_bundle(path: str | Path, upgrade: bool = False) -> Bundle:
+    """Load and verify `path`; raises BundleError naming the file and the mismatch (or every malformed field).
+    upgrade: accept an older format whose model files this version reads (for rewriting it)."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(path, "not a bundle folder")
@@ -177,7 +184,9 @@ def load_bundle(path: str | Path) -> Bundle:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise BundleError(mpath, f"not valid JSON ({e})") from None
-    problems = manifest_problems(manifest)
+    checked = {**manifest, "format": FORMAT_VERSION} if upgrade and isinstance(manifest, dict) \
+        and manifest.get("format") in UPGRADABLE else manifest
+    problems = manifest_problems(checked)
     if problems:
         raise BundleError(mpath, "; ".join(problems))
     files = manifest["files"]

@@ -4,29 +4,21 @@ Supported layers (a linear stack): InputLayer, Embedding (first), LSTM, GRU (res
 Dense, Dropout (inert at inference), Activation, TimeDistributed(Dense). A final softmax is dropped so
 that `step` returns logits. Anything else is refused by name at load time.
 
-Batch invariance: a proverb is the same whether it was generated alone or in a batch of 64. Every
-matrix product goes through `_blocked`, which makes each row's product the same BLAS call whatever the
-batch, so the kernel (and with it the summation order) never changes with the batch size. Two ways:
+Batch invariance by exact arithmetic: a proverb is the same whether it was generated alone or in a batch
+of 64, on one BLAS thread or sixteen, with whatever kernel BLAS picks for the shape. Every matrix product
+is computed on integers (`Exact`, `product`): each weight column is stored as whole numbers times a
+power-of-two step, each input row is rounded to whole numbers of a power-of-two quantum of its own
+magnitude, and the bounds make every partial sum a whole number below 2**24, which float32 holds exactly.
+An exact sum is the same in any order, so the plain `(B, d) @ (d, n)` BLAS call (gemm for a batch, gemv
+for a row) gives a row the same bits beside any batch-mates; the steps and quanta are powers of two, so
+scaling back is exact too. Only the rounding of the weights and inputs changes the model, and it is
+deterministic and elementwise.
 
-- block 1 (the default): one (1, d) @ (d, n) product per row (a gemv per row and matrix).
-- fixed-shape blocks (`Runtime.set_block(runtime.probe_block())`): the rows padded to a multiple of a
-  block and one (block, d) @ (d, n) gemm per block. A fixed shape is not enough on its own: OpenBLAS'
-  sgemm on this project's AMD EPYC (Haswell kernels) sums the rows of a 16-row block in two different
-  ways (12 rows in its main tile, 4 in an edge kernel), while every row of an 8-row block is summed
-  alike. So `probe_block` picks, per machine and matrix shape, the first of BLOCKS whose every row
-  position gives bit-identical results.
-
-Why per-row is the default: each gemm call packs the whole weight matrix (~60-100 us for the 1 MB
-recurrent matrix of a 256-unit LSTM, measured here, whatever the rows), so an 8-row block costs ~5x a
-lone row's gemv. Blocks win only from ~10 rows of one bundle per step (8-row blocks: 0.7x the per-row
-time at 32 rows, 384 units), and the bot's batches, split per culture, are mostly smaller; a proverb
-asked alone would be ~4x slower. (bench/generate.py measures both.)
-
-A second reason, measured on the shipped 2 x 384 shape: a block's bits depend on BLAS' thread count
-(OpenBLAS splits a gemm between its threads differently: an 8-row block on one thread differs in low
-bits from the same block on two), while a row's gemv is the same bits at any thread count. The bot's
-workers run BLAS on one thread and training/`check` on one per core, so only per-row products let the
-golden samples written at export reproduce in the bot (tests/charlm/test_batch_invariance.py).
+What the rounding costs, measured on the shipped 2 x 384 bundles (held-out bits/char, same texts):
+armenian 2.1383 -> 2.1383, sufi 1.9287 -> 1.9288, aphorism 1.807 -> 1.807 (float32 per-row products ->
+exact products). What it buys: the products of a batch are one gemm instead of one gemv per row (the
+round-1 way to invariance, which read the whole weight matrix once per row; bench/generate.py measures
+both).
 """
 
 from __future__ import annotations
@@ -42,6 +34,13 @@ import numpy as np
 from .errors import BundleError
 
 SUPPORTED = ("InputLayer", "Embedding", "LSTM", "GRU", "Dense", "Dropout", "Activation", "TimeDistributed")
+
+EXACT = 2**24  # float32 holds every whole number up to this exactly
+# From this many rows, one gemm for the batch; below, one gemv per row. Free to choose because the result is
+# the same bits either way (exact sums). Why 7: OpenBLAS' sgemm packs the whole weight matrix on every call,
+# so at (B, 384) @ (384, 1536) on one thread it took 154 / 163 / 206 / 463 us at B = 2 / 4 / 8 / 32 against
+# 61 / 119 / 236 / 937 us for B gemvs (runs/q-style micro benchmark, this machine, OpenBLAS 0.3.31 Haswell).
+GEMM_ROWS = 7
 
 
 def _sigmoid(x):
@@ -73,54 +72,79 @@ def _activation(path, name, layer):
     return ACTIVATIONS[name]
 
 
-# Candidate blocks for `probe_block`, preferred first: 8 is position-free here and pads least among
-# those; 12 is OpenBLAS' main tile here; 16 is not position-free here (see the module docstring).
-BLOCKS = (8, 12, 4, 16, 2)
-_BLOCK_CACHE: dict[tuple[int, int], int] = {}
+@dataclass(frozen=True)
+class Exact:
+    """A weight matrix w (d, n) prepared for exact products: w ≈ q * step, column by column.
 
-
-def _blocked(x: np.ndarray, w: np.ndarray, block: int) -> np.ndarray:
-    """(B, d) @ (d, n) -> (B, n) as zero-padded (block, d) @ (d, n) BLAS calls, one per block of rows.
-
-    A row's result depends only on the row (given `block_size`'s probe): neither on the batch size, nor on
-    its neighbours, nor on its position. block 1: one (1, d) @ (d, n) product per row.
+    Inputs are rounded to `bits` bits of their row's power-of-two bound (|a| <= 2**bits), and each column's
+    step is the smallest power of two with sum(|q[:, j]|) <= 2**24 / 2**bits, so |sum_i a_i q_ij| <= 2**24
+    in every partial sum, whatever the order. `bits` splits the 24 bits between inputs and weights: about
+    half each, after the ~log2(d / 4) a column's sum spends (a Gaussian column's L1 norm is ~0.2 d times
+    its largest entry): 8 bits at d = 384 (inputs to 1/256 of their row's bound, the largest weights to
+    ~1/800), 11 at d = 12.
     """
-    if block == 1:
-        return np.matmul(x[:, None, :], w)[:, 0, :]
-    B, d = x.shape
-    P = -(-B // block) * block
-    if P != B:
-        xp = np.zeros((P, d), np.float32)
-        xp[:B] = x
-    else:
-        xp = np.ascontiguousarray(x, np.float32)
-    return np.matmul(xp.reshape(P // block, block, d), w).reshape(P, w.shape[1])[:B]  # (B, n), contiguous
+
+    q: np.ndarray  # (d, n) float32, whole numbers
+    step: np.ndarray  # (n,) float32, powers of two
+    bits: int
+    unit: bool  # inputs lie in [-1, 1] (tanh/sigmoid outputs): one fixed quantum 2**-bits, no per-row bound
+    unit_step: np.ndarray  # (n,) step * 2**-bits, the scale back on the unit path
+
+    @classmethod
+    def of(cls, w: np.ndarray, unit: bool = False) -> "Exact":
+        d = w.shape[0]
+        bits = int(np.clip((26 - int(np.ceil(np.log2(max(d, 2))))) // 2, 4, 12))
+        budget = EXACT >> bits
+        w = np.asarray(w, np.float32)
+        l1 = np.abs(w).astype(np.float64).sum(axis=0)  # (n,)
+        # a first guess two steps below the answer, then up until the exact sum fits: w / 2**e and rint are
+        # exact, and so is the float64 sum of the whole numbers, so the choice is the same on any machine
+        e = np.floor(np.log2(np.maximum(l1, 1e-30) / budget)).astype(np.int32) - 2
+        todo = np.ones(w.shape[1], bool)
+        while todo.any():
+            cols = np.flatnonzero(todo)
+            q = np.rint(np.ldexp(w[:, cols], -e[cols]))
+            fits = np.abs(q).astype(np.float64).sum(axis=0) <= budget
+            todo[cols[fits]] = False
+            e[cols[~fits]] += 1
+        q = np.rint(np.ldexp(w, -e)).astype(np.float32)
+        return cls(q, np.ldexp(np.float32(1), e).astype(np.float32), bits, unit,
+                   np.ldexp(np.float32(1), e - bits).astype(np.float32))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.q.shape
+
+    def columns(self, cols: slice) -> "Exact":
+        """The product with w[:, cols] (the columns keep their own steps)."""
+        return Exact(np.ascontiguousarray(self.q[:, cols]), self.step[cols].copy(), self.bits, self.unit,
+                     self.unit_step[cols].copy())
 
 
-def _position_free(w: np.ndarray, block: int) -> bool:
-    """True if every row of a `block`-row product comes out bit-identical at every position in the block,
-    beside any neighbours (zeros, or other rows), and alone in a zero-padded block."""
-    x = np.random.default_rng(block).standard_normal((block, w.shape[0])).astype(np.float32)  # (block, d)
-    ref = _blocked(x, w, block)
-    for shift in range(1, block):  # every row through every position, the others as its neighbours
-        if not np.array_equal(_blocked(np.roll(x, shift, axis=0), w, block), np.roll(ref, shift, axis=0)):
-            return False
-    return all(np.array_equal(_blocked(x[i : i + 1], w, block)[0], ref[i]) for i in range(block))
+def _whole(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """a (B, d) @ q (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order."""
+    if len(a) < GEMM_ROWS:
+        return np.matmul(a[:, None, :], q)[:, 0, :]  # (B, n), one gemv per row
+    return a @ q  # (B, n), one gemm
 
 
-def block_size(weights: list[np.ndarray]) -> int:
-    """The block `_blocked` uses for products with each of `weights` (d, n) on this machine: the first of
-    BLOCKS that is position-free for all of them, else 1. Probed once per shape (~1 ms per matrix)."""
-    for b in BLOCKS:
-        ok = True
-        for w in weights:
-            key = (w.shape, w.strides, b)
-            if key not in _BLOCK_CACHE:
-                _BLOCK_CACHE[key] = _position_free(w, b)
-            ok = ok and _BLOCK_CACHE[key]
-        if ok:
-            return b
-    return 1
+def product(x: np.ndarray, w: Exact) -> np.ndarray:
+    """(B, d) @ w (d, n) -> (B, n) float32, computed exactly on whole numbers: a row's result depends on
+    the row alone (not on the batch, its position, BLAS' kernel or thread count)."""
+    if w.unit:  # |x| <= 1: a = round(x * 2**bits); the clip keeps the bound (and exactness) unconditional
+        a = x * np.float32(2**w.bits)
+        np.rint(a, out=a)
+        np.clip(a, -(2**w.bits), 2**w.bits, out=a)
+        out = _whole(a, w.q)
+        out *= w.unit_step  # exact: powers of two
+        return out
+    _, e = np.frexp(np.abs(x).max(axis=1))  # (B,): each row's bound, |x| <= 2**e (e = 0 for a zero row)
+    a = x * np.ldexp(np.float32(1), w.bits - e)[:, None].astype(np.float32)  # |a| <= 2**bits, exact scaling
+    np.rint(a, out=a)
+    out = _whole(a, w.q)
+    out *= w.step
+    out *= np.ldexp(np.float32(1), e - w.bits)[:, None].astype(np.float32)
+    return out
 
 
 def to_snake_case(name: str) -> str:
@@ -135,17 +159,31 @@ class _Embedding:
     table: np.ndarray  # (vocab, dim)
 
 
+UNIT = (np.tanh, _sigmoid, _hard_sigmoid)  # activations whose outputs lie in [-1, 1]
+GATES = (_sigmoid, _hard_sigmoid)  # gate activations in [0, 1]
+
+
+def _exact(w, unit: bool):
+    return w if w is None or isinstance(w, Exact) else Exact.of(w, unit)
+
+
 @dataclass
 class _LSTM:
-    kernel: np.ndarray  # (in, 4u), gates i, f, c, o
-    recurrent: np.ndarray  # (u, 4u)
+    kernel: np.ndarray | Exact | None  # (in, 4u), gates i, f, c, o; None once folded into the runtime's table
+    recurrent: np.ndarray | Exact  # (u, 4u)
     bias: np.ndarray  # (4u,)
     act: object
     rec_act: object
-    block: int = 1  # rows per BLAS call (Runtime sets it)
 
-    def products(self) -> list:
-        return [self.recurrent]
+    def prepare(self, first: bool, unit_in: bool) -> None:
+        """Weights -> `Exact` matrices for stepping (the first layer's kernel is folded into the table).
+        unit_in: the layer's inputs lie in [-1, 1]."""
+        self.kernel = None if first else _exact(self.kernel, unit_in)
+        self.recurrent = _exact(self.recurrent, self.unit_out)
+
+    @property
+    def unit_out(self) -> bool:  # h = o * act(c), o a gate in [0, 1]
+        return self.act in UNIT and self.rec_act in GATES
 
     @property
     def units(self) -> int:
@@ -158,7 +196,7 @@ class _LSTM:
     def step(self, xw, state):
         """xw: (B, 4u) input projection incl. bias; state (h, c) -> (h, (h, c))."""
         h, c = state
-        z = _blocked(h, self.recurrent, self.block)  # (B, 4u), a new array
+        z = product(h, self.recurrent)  # (B, 4u), a new array
         z += xw
         u = self.units
         gates = self.rec_act(z)  # (B, 4u): one call for i, f and o (the g slot is computed and unused)
@@ -172,18 +210,24 @@ class _LSTM:
 
 @dataclass
 class _GRU:
-    kernel: np.ndarray  # (in, 3u), gates z, r, h
-    recurrent: np.ndarray  # (u, 3u)
+    kernel: np.ndarray | Exact | None  # (in, 3u), gates z, r, h; None once folded into the runtime's table
+    recurrent: np.ndarray | Exact  # (u, 3u)
     bias: np.ndarray  # input bias (3u,)
     rec_bias: np.ndarray  # recurrent bias (3u,), zeros when reset_after is False
     reset_after: bool
     act: object
     rec_act: object
-    block: int = 1  # rows per BLAS call (Runtime sets it)
 
-    def products(self) -> list:
+    def prepare(self, first: bool, unit_in: bool) -> None:
+        self.kernel = None if first else _exact(self.kernel, unit_in)
+        self.recurrent = _exact(self.recurrent, self.unit_out)
         u = self.units
-        return [self.recurrent] if self.reset_after else [self.recurrent[:, : 2 * u], self.recurrent[:, 2 * u :]]
+        # reset_after=False multiplies the z and r columns by h but the h columns by r * h: two products
+        self._zr, self._h = self.recurrent.columns(slice(0, 2 * u)), self.recurrent.columns(slice(2 * u, None))
+
+    @property
+    def unit_out(self) -> bool:  # h = z * h + (1 - z) * act(...) from h = 0, z a gate in [0, 1]
+        return self.act in UNIT and self.rec_act in GATES
 
     @property
     def units(self) -> int:
@@ -196,55 +240,47 @@ class _GRU:
         (h,) = state
         u = self.units
         if self.reset_after:
-            hu = _blocked(h, self.recurrent, self.block) + self.rec_bias
+            hu = product(h, self.recurrent) + self.rec_bias
             z = self.rec_act(xw[:, :u] + hu[:, :u])
             r = self.rec_act(xw[:, u : 2 * u] + hu[:, u : 2 * u])
             hh = self.act(xw[:, 2 * u :] + r * hu[:, 2 * u :])
         else:
-            hu = _blocked(h, self.recurrent[:, : 2 * u], self.block)
+            hu = product(h, self._zr)
             z = self.rec_act(xw[:, :u] + hu[:, :u])
             r = self.rec_act(xw[:, u : 2 * u] + hu[:, u:])
-            hh = self.act(xw[:, 2 * u :] + _blocked(r * h, self.recurrent[:, 2 * u :], self.block))
+            hh = self.act(xw[:, 2 * u :] + product(r * h, self._h))
         h = z * h + (1.0 - z) * hh
         return h, (h,)
 
 
 @dataclass
 class _Dense:
-    kernel: np.ndarray  # (in, out)
+    kernel: np.ndarray | Exact | None  # (in, out); None for a bare Activation
     bias: np.ndarray  # (out,)
     act: object
+
+    def prepare(self, first: bool, unit_in: bool) -> None:
+        self.kernel = _exact(self.kernel, unit_in)
+
+    @property
+    def unit_out(self) -> bool:
+        return self.act in UNIT
 
 
 class Runtime:
     """A loaded char model: `step(ids, state) -> (logits, state)` for a batch of sequences."""
 
-    def __init__(self, table: np.ndarray, layers: list, vocab_size: int, block: int = 1):
+    def __init__(self, table: np.ndarray, layers: list, vocab_size: int):
         # table: (vocab, first projection) — the embedding, already multiplied through the first
         # recurrent layer's kernel and bias when there is one (one lookup instead of a matmul per step).
+        # The layers' weights become `Exact` matrices here (~3 ms per 384 x 1536 matrix).
         self.table = table
         self.layers = layers
         self.vocab_size = vocab_size
-        self.set_block(block)
-
-    def weights(self) -> list[np.ndarray]:
-        """Every matrix a step multiplies by (the first recurrent layer's kernel is folded into `table`)."""
-        layers = self.layers
-        out = [l.kernel for i, l in enumerate(layers) if i and l.kernel is not None]
-        if layers and isinstance(layers[0], _Dense) and layers[0].kernel is not None:
-            out.append(layers[0].kernel)
-        return out + [w for l in layers if isinstance(l, (_LSTM, _GRU)) for w in l.products()]
-
-    def probe_block(self) -> int:
-        """The fixed-shape block that is position-free for every matrix of this model here (1 if none)."""
-        return block_size(self.weights())
-
-    def set_block(self, block: int) -> None:
-        """Rows per BLAS call from now on: 1 (one product per row) or a block from `probe_block`."""
-        self.block = block
-        for l in self.layers:
-            if isinstance(l, (_LSTM, _GRU)):
-                l.block = block
+        unit = False  # the table's rows (embeddings) are not bounded
+        for i, layer in enumerate(layers):
+            layer.prepare(first=i == 0 and isinstance(layer, (_LSTM, _GRU)), unit_in=unit)
+            unit = layer.unit_out
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -364,13 +400,13 @@ class Runtime:
                 if i == 0:
                     xw = x
                 else:
-                    xw = _blocked(x, layer.kernel, self.block)  # (B, gates·units), a new array
+                    xw = product(x, layer.kernel)  # (B, gates·units), a new array
                     xw += layer.bias
                 x, s = layer.step(xw, state[i])
                 new_state.append(s)
             else:
                 if layer.kernel is not None:
-                    x = _blocked(x, layer.kernel, self.block)  # (B, out), a new array
+                    x = product(x, layer.kernel)  # (B, out), a new array
                     x += layer.bias
                 x = layer.act(x)
                 new_state.append(())

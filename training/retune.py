@@ -2,7 +2,8 @@
 
 Rewrites the bundle's `generation` defaults and regenerates its golden samples through charlm (the bot's
 path), so `python -m bot check` passes with the new settings. The model files are untouched; the bundle
-is rewritten atomically. Also the way to refresh golden samples after a runtime change (no options).
+is rewritten atomically. Also the way to refresh golden samples after a runtime change (no options), and to
+bring a bundle of an older format (`charlm.bundle.UPGRADABLE`) up to the current one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ FIELDS = ("temperature", "top_k", "top_p", "min_length", "max_length", "end_boos
 
 def retune(path: str | Path, **changes) -> tuple[Settings, Settings, list[str]]:
     """-> (old defaults, new defaults, golden texts) after rewriting the bundle at `path`."""
-    bundle = load_bundle(path)
+    bundle = load_bundle(path, upgrade=True)  # an older format's golden samples are rewritten here
     old = bundle.defaults
     new = old.with_(**changes)  # raises ValueError naming the setting out of range
     golden = bundle.manifest.get("golden") or [{"seed": s, "prefix": ""} for s in (1, 2, 3)]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from charlm import Request, Settings, load_bundle
+from tests.charlm.floats import float_products
 from tests.conftest import synthetic_text
 from training.import_legacy import main
 
@@ -98,6 +99,13 @@ def ancestor(tmp_path_factory):
     return js, w, cs, chars, model, d / "models" / "legacy"
 
 
+def float_forward(bundle, ids):
+    """The bundle's logits with float32 products: what the imported weights compute, to compare with Keras 2
+    at float precision (the shipped exact products round; tests/charlm/test_runtime.py bounds that)."""
+    with float_products():
+        return load_bundle(bundle.path).runtime.forward(ids)
+
+
 def test_bundle_predicts_what_keras2_predicts_and_keeps_the_charset_order(ancestor):
     js, w, cs, chars, model, dest = ancestor
     bundle = load_bundle(dest)
@@ -105,7 +113,7 @@ def test_bundle_predicts_what_keras2_predicts_and_keeps_the_charset_order(ancest
     assert list(bundle.charset.chars) != sorted(chars)
     ids = probe(chars, 3, 25)  # (3, 25)
     legacy = model.predict(np.eye(len(chars), dtype="float32")[ids], verbose=0)  # (3, 25, V) softmax
-    ours = softmax(bundle.runtime.forward(ids).astype(np.float64))
+    ours = softmax(float_forward(bundle, ids).astype(np.float64))
     assert np.abs(ours - legacy).max() < 1e-4
     assert legacy.max() > 0.5  # a peaked distribution: the comparison means something
     src = bundle.manifest["source"]
@@ -139,10 +147,10 @@ def test_other_members_of_the_family(tmp_path, kind):
     ids = probe(chars, 3, 12)  # (3, 12)
     if kind == "window":
         legacy = model.predict(np.eye(len(chars), dtype="float32")[ids], verbose=0)  # (3, V): after the window
-        ours = softmax(bundle.runtime.forward(ids)[:, -1].astype(np.float64))
+        ours = softmax(float_forward(bundle, ids)[:, -1].astype(np.float64))
     else:
         legacy = model.predict(ids, verbose=0)
-        ours = softmax(bundle.runtime.forward(ids).astype(np.float64))
+        ours = softmax(float_forward(bundle, ids).astype(np.float64))
     assert np.abs(ours - legacy).max() < 1e-4
     res = bundle.generate([Request(1, "", Settings(min_length=10, max_length=40))])  # primed with " " if no "\n"
     assert res[0].text
@@ -159,7 +167,7 @@ def test_a_whole_model_h5_works_as_weights_and_force_replaces(ancestor, tmp_path
     assert (bundle.title, bundle.aliases) == ("Legacy", ["old"])
     ids = probe(chars, 2, 20)
     legacy = model.predict(np.eye(len(chars), dtype="float32")[ids], verbose=0)
-    assert np.abs(softmax(bundle.runtime.forward(ids).astype(np.float64)) - legacy).max() < 1e-4
+    assert np.abs(softmax(float_forward(bundle, ids).astype(np.float64)) - legacy).max() < 1e-4
 
 
 def test_keras_2_0_file_layout(ancestor, tmp_path):
@@ -184,7 +192,7 @@ def test_keras_2_0_file_layout(ancestor, tmp_path):
     bundle = load_bundle(tmp_path / "models" / "old")
     ids = probe(chars, 2, 20)
     legacy = model.predict(np.eye(len(chars), dtype="float32")[ids], verbose=0)
-    assert np.abs(softmax(bundle.runtime.forward(ids).astype(np.float64)) - legacy).max() < 1e-4
+    assert np.abs(softmax(float_forward(bundle, ids).astype(np.float64)) - legacy).max() < 1e-4
 
 
 @pytest.mark.parametrize("tail", ["\n", "\r\n"])

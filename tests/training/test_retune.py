@@ -1,8 +1,12 @@
 """New decoding defaults without retraining: golden samples follow, the model files stay as they were."""
 
+import json
 import shutil
 
-from charlm import load_bundle
+import pytest
+
+from charlm import BundleError, load_bundle
+from charlm.bundle import FORMAT_VERSION
 from training.retune import main
 
 
@@ -28,3 +32,20 @@ def test_out_of_range_is_one_line_and_leaves_the_bundle(tiny_models, tmp_path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "candidates must be between 1 and 16" in err
     assert (b / "manifest.json").read_bytes() == manifest
+
+
+def test_a_format_1_bundle_is_refused_by_name_and_retune_brings_it_up(tiny_models, tmp_path, capsys):
+    # format 1's golden samples came from float32 products: the bot must not serve it as it is (`check` would
+    # fail on samples that no longer reproduce), and retune is the one-line way forward
+    b = tmp_path / "alpha"
+    shutil.copytree(tiny_models / "alpha", b)
+    m = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+    m["format"] = 1
+    m["golden"][0]["text"] = "a text the float runtime once wrote"
+    (b / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    with pytest.raises(BundleError, match="format 1 holds golden samples of an older runtime.*training.retune"):
+        load_bundle(b)
+    assert main([str(b)]) == 0
+    assert "settings unchanged; 3 golden samples regenerated" in capsys.readouterr().out
+    after = load_bundle(b)
+    assert after.manifest["format"] == FORMAT_VERSION and after.check_golden() == []
