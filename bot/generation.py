@@ -41,8 +41,9 @@ class GenerationService:
     """Generates proverbs in worker processes; requests that arrive together are generated together.
 
     `await service.generate([(name, request), ...])` queues the requests (of any bundles); a free worker
-    takes *everything* queued, groups it by bundle (here, and nowhere else), and runs one `Bundle.generate`
-    (one `charlm.generate` call, all rows stepped together) per bundle. Under load batches grow, so throughput grows instead of latency.
+    takes everything queued for the bundle that has waited longest (`_take`: grouping happens here, and
+    nowhere else) and runs one `Bundle.generate` on it (one `charlm.generate` call, all rows stepped
+    together). Under load batches grow, so throughput grows instead of latency.
     Each request's text depends only on its bundle, seed, prefix and settings, never on its
     batch-mates (charlm's guarantee), so batching changes nothing a user can see.
 
@@ -136,12 +137,10 @@ class GenerationService:
             batch, self._queue = self._take(self._queue)
             if not batch:
                 continue
-            groups: dict[str, list[_Item]] = {}
-            for item in batch:
-                groups.setdefault(item.bundle, []).append(item)
+            name, requests = batch[0].bundle, [item.request for item in batch]  # one bundle (`_take`)
             t0 = time.perf_counter()
             if self.processes:
-                jobs = [(n, [i.request for i in items]) for n, items in groups.items()]
+                jobs = [(name, requests)]
                 # A worker that died (killed, out of memory) breaks the whole pool, while busy or idle: the
                 # batch goes once more to a fresh pool, since a request's text does not depend on which
                 # process makes it; a batch that breaks that one too fails.
@@ -159,22 +158,21 @@ class GenerationService:
                         # worker-death: 99 of 100 failed in 2 of 4 runs)
                         if self._executor is executor:
                             self._replace_executor()
-                        outcomes = [RuntimeError("the generation worker died twice on this batch")] * len(groups)
+                        outcomes = [RuntimeError("the generation worker died twice on this batch")]
             else:
-                jobs = [(self.bundles[n], [i.request for i in items]) for n, items in groups.items()]
-                outcomes = await loop.run_in_executor(self._executor, _run_jobs, jobs)
+                outcomes = await loop.run_in_executor(self._executor, _run_jobs, [(self.bundles[name], requests)])
             self.stats.busy_s += time.perf_counter() - t0
             self.stats.batches += 1
             self.stats.requests += len(batch)
             self.stats.largest = max(self.stats.largest, len(batch))
-            for items, outcome in zip(groups.values(), outcomes):
-                for k, item in enumerate(items):
-                    if item.future.done():  # the asker gave up (cancelled)
-                        continue
-                    if isinstance(outcome, BaseException):
-                        item.future.set_exception(outcome)
-                    else:
-                        item.future.set_result(outcome[k])
+            (outcome,) = outcomes
+            for k, item in enumerate(batch):
+                if item.future.done():  # the asker gave up (cancelled)
+                    continue
+                if isinstance(outcome, BaseException):
+                    item.future.set_exception(outcome)
+                else:
+                    item.future.set_result(outcome[k])
 
     def _replace_executor(self) -> None:
         """Kill what is left of a broken pool and start a fresh one (its processes start on first use)."""
@@ -182,15 +180,21 @@ class GenerationService:
         _kill(old)
 
     def _take(self, queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
-        """Up to `batch_size` requests per bundle from the queue (oldest first); -> (taken, rest)."""
-        counts: dict[str, int] = {}
+        """The batch a free worker runs next: up to `batch_size` requests of ONE bundle, the bundle whose
+        request has waited longest (oldest first); -> (taken, rest).
+
+        Why one bundle: rows of the same bundle share their products (one gemm from charlm.runtime.GEMM_ROWS
+        rows on), rows of different bundles share nothing. Taking every bundle at once made batches of ~1
+        request per bundle under load (six bundles, two workers: each took what had come since the other's
+        take); leaving the other bundles queued lets them gather while the workers are busy.
+        """
+        live = [item for item in queue if not item.future.done()]
+        if not live:
+            return [], []
+        bundle = live[0].bundle  # the queue is in arrival order: its head has waited longest
         taken, rest = [], []
-        for item in queue:
-            if item.future.done():
-                continue
-            n = counts.get(item.bundle, 0)
-            if n < self.batch_size:
-                counts[item.bundle] = n + 1
+        for item in live:
+            if item.bundle == bundle and len(taken) < self.batch_size:
                 taken.append(item)
             else:
                 rest.append(item)
