@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 from pathlib import Path
-
-from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
-from charlm.text import normalize_prefix
+from typing import TYPE_CHECKING
 
 from .errors import StartupError
 from .logs import REDACTOR, setup_logging
-from .settings import Settings, ValidationError, describe_error, load_settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# The heavy imports (numpy and charlm, python-telegram-bot, the database's) are made by the commands that
+# need them: `run` starts its generation workers before making them (see cmd_run).
 
 log = logging.getLogger("bot")
 
@@ -57,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .settings import ValidationError, describe_error, load_settings
+
     args = parser().parse_args(argv)
     command = args.command or "run"
     overrides = {"models_dir": args.models_dir} if getattr(args, "models_dir", None) else {}
@@ -78,10 +82,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(settings: Settings) -> int:
-    from telegram.error import InvalidToken, NetworkError, TelegramError
-
-    from .app import build_application, run
-
     if not settings.token:
         if sys.stdin.isatty():
             print("BOT_TOKEN is not set, so no Telegram: talking in the terminal instead (python -m bot chat).", file=sys.stderr)
@@ -91,9 +91,22 @@ def cmd_run(settings: Settings) -> int:
     setup_logging(settings.log_level, settings.secrets())
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_startup_failure)
+    # The generation workers start first, so that they import charlm and load the bundles while this process
+    # imports python-telegram-bot and the rest and loads its catalog (bench/startup.py, 2 CPUs: ready
+    # 1.37 -> 1.0 s, see bench/README.md); the generation service takes them, and its start, before the bot
+    # polls, waits until they have loaded every bundle of the catalog.
+    from .workers import kill, start_workers
+
+    pool = start_workers(settings.workers, settings.models_dir) if settings.workers else None
+
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from .app import build_application, run
+
     try:
-        app = build_application(settings)
+        app = build_application(settings, pool=pool)
     except StartupError as e:
+        kill(pool, wait=True)
         return fail(str(e))
     try:
         run(app)
@@ -105,6 +118,8 @@ def cmd_run(settings: Settings) -> int:
         return fail(f"Telegram: {e}")
     except StartupError as e:
         return fail(str(e))
+    finally:
+        app.parts.generator.close_unstarted()  # (it stopped before serving: getMe failed, or a stop signal)
     if app.parts.status.failure:
         return fail(app.parts.status.failure)
     return 0
@@ -122,6 +137,8 @@ def _not_startup_failure(record: logging.LogRecord) -> bool:
 
 
 def cmd_chat(settings: Settings, lang: str) -> int:
+    import asyncio
+
     from .console import chat
 
     setup_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING", settings.secrets())
@@ -136,6 +153,9 @@ def cmd_chat(settings: Settings, lang: str) -> int:
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     import secrets as _secrets
+
+    from charlm import BundleError, CharsetError, Request
+    from charlm.text import normalize_prefix
 
     setup_logging("WARNING")
     if args.n < 1:
@@ -171,6 +191,8 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _find_bundle(models_dir: Path, name: str):
     """Load the bundle called `name` (or aliased so) in `models_dir`, without loading the others."""
+    from charlm import find_bundles, load_bundle
+
     direct = models_dir / name
     if (direct / "manifest.json").is_file():
         return load_bundle(direct)
@@ -222,6 +244,8 @@ def cmd_check(settings: Settings) -> int:
 
 
 def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
+    import asyncio
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from .subscriptions.db import database_url, describe, reason, sqlite_file

@@ -17,6 +17,7 @@ import os
 import secrets
 import signal
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -167,11 +168,13 @@ def build_application(
     request: BaseRequest | None = None,
     token: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    pool: Executor | None = None,
 ) -> ProverbApplication:
     """The bot: its parts (StartupError, one line, when one cannot be made) and every handler.
 
     `request` replaces the HTTP transport (the console chat uses it); `token` then stands in for BOT_TOKEN.
-    `clock` (-> an aware datetime) is the time the subscriptions go by (tests set it).
+    `clock` (-> an aware datetime) is the time the subscriptions go by (tests set it). `pool`: generation
+    workers already started (bot.workers.start_workers), which the generation service then takes.
     """
     token = token or settings.token
     if not token:
@@ -181,7 +184,8 @@ def build_application(
     # bundles' metadata: bench/startup.py, six 2 x 384 bundles: bot process peak RSS 168 -> 121 MB.
     catalog = Catalog.load(settings.models_dir, reserved_commands(), settings.temperature, settings.max_length,
                            models=settings.workers == 0)
-    generator = GenerationService(catalog.bundles, settings.batch_size, settings.workers, settings.batch_wait_ms / 1000)
+    generator = GenerationService(catalog.bundles, settings.batch_size, settings.workers, settings.batch_wait_ms / 1000,
+                                  pool=pool)
     status = health.Status()
     url = database_url(settings.data_dir, settings.database_url)
     scheduler = Scheduler(url, catalog, generator, status, clock, poll_interval=settings.subscription_poll_interval,
