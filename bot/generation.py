@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -79,19 +80,37 @@ class GenerationService:
         if self.processes:  # start the processes now, not on the first request
             loop = asyncio.get_running_loop()
             try:
-                loaded = await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(n)))
+                self._check_loaded(await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(n))))
             except BaseException:
                 kill(self._executor, wait=True)
                 self._executor = None
                 raise
-            for names, problems in loaded:
-                missing = sorted(set(self.bundles) - set(names))
-                if missing:  # (a bundle folder changed between the workers' load and the catalog's)
-                    kill(self._executor, wait=True)
-                    self._executor = None
-                    why = "; ".join(problems) or "its folder was not in the models folder when the worker started"
-                    raise StartupError(f"a generation worker has no bundle {missing[0]!r} ({why}); start the bot again")
         self._workers = [asyncio.create_task(self._work(), name=f"generate-{i}") for i in range(n)]
+
+    def wait_loaded(self) -> None:
+        """Wait, in this thread, until the workers given as `pool` have loaded the bundles: the bot does, before
+        it talks to Telegram. StartupError (one line), and the workers killed, if one could not load a bundle
+        of the catalog (its model, which the bot process leaves unread: Catalog.load(models=False))."""
+        if self._pool is None:
+            return
+        try:
+            self._check_loaded([f.result() for f in [self._pool.submit(_ping) for _ in range(self.processes)]])
+        except BrokenProcessPool as e:
+            self.close_unstarted()
+            raise StartupError(f"a generation worker died while loading the bundles ({e})") from None
+        except BaseException:
+            self.close_unstarted()
+            raise
+
+    def _check_loaded(self, loaded: list[tuple[list[str], dict[str, str]]]) -> None:
+        """StartupError unless each worker's _ping names every bundle of the catalog."""
+        for names, problems in loaded:
+            missing = sorted(set(self.bundles) - set(names))
+            if missing:
+                folder = self.bundles[missing[0]].path
+                # "broken bundle: <its file>: <what>", as Catalog.load says it
+                raise StartupError(problems.get(os.path.abspath(folder)) or f"a generation worker found no bundle "
+                                   f"{missing[0]!r} in {folder.parent} (was it moved while the bot started?)")
 
     def close_unstarted(self) -> None:
         """Kill the workers given as `pool` if start() never took them (the bot stopped before it served)."""

@@ -80,7 +80,7 @@ def _run_jobs(jobs: list[tuple[Bundle, list[Request]]]) -> list[list[Result] | B
 # -- in a worker process ----------------------------------------------------------------------------
 
 _BUNDLES: dict[str, Bundle] = {}  # by bundle name
-_PROBLEMS: list[str] = []  # the bundles this worker could not load, one line each
+_PROBLEMS: dict[str, str] = {}  # absolute folder -> why this worker could not load the bundle there (one line)
 
 
 WORKER_NICE = 5  # workers yield the CPU to the bot's event loop whenever it has something to do
@@ -104,7 +104,7 @@ def _init_worker(paths: list[str], parent: int | None = None, models_dir: str | 
         try:
             bundle = load_bundle(path)
         except BundleError as e:
-            _PROBLEMS.append(f"broken bundle: {e}")
+            _PROBLEMS[os.path.abspath(path)] = f"broken bundle: {e}"
             continue
         _BUNDLES[bundle.name] = bundle
 
@@ -151,9 +151,9 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _ping() -> tuple[list[str], list[str]]:
-    """-> (the names of the bundles this worker loaded, a line for each it could not)."""
-    return sorted(_BUNDLES), list(_PROBLEMS)
+def _ping() -> tuple[list[str], dict[str, str]]:
+    """-> (the names of the bundles this worker loaded, {absolute folder: a line} for each it could not)."""
+    return sorted(_BUNDLES), dict(_PROBLEMS)
 
 
 def _run_named(jobs: list[tuple[str, list[Request]]]) -> list[list[Result] | BaseException]:
@@ -161,6 +161,6 @@ def _run_named(jobs: list[tuple[str, list[Request]]]) -> list[list[Result] | Bas
     missing = {name for name, _ in jobs if name not in _BUNDLES}
     if not missing:
         return _run_jobs([(_BUNDLES[name], requests) for name, requests in jobs])
-    why = "; ".join(_PROBLEMS) or "not in the models folder when this worker started"
+    why = "; ".join(_PROBLEMS.values()) or "not in the models folder when this worker started"
     return [RuntimeError(f"this generation worker has no bundle {name!r}: {why}") if name in missing
             else _run_jobs([(_BUNDLES[name], requests)])[0] for name, requests in jobs]
