@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ def start_workers(processes: int, models_dir: str | Path) -> ProcessPoolExecutor
     return pool
 
 
-def process_pool(processes: int, paths: list[Path] = (), models_dir: str | Path | None = None) -> ProcessPoolExecutor:
+def process_pool(processes: int, paths: Sequence[Path] = (), models_dir: str | Path | None = None) -> ProcessPoolExecutor:
     """A pool of `processes` workers (started on first use), each loading the bundles at `paths` and every
     bundle folder in `models_dir`."""
     return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
