@@ -96,10 +96,11 @@ def cmd_run(settings: Settings) -> int:
     setup_logging(settings.log_level, settings.secrets())
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_startup_failure)
-    # The generation workers start first, so that they import charlm and load the bundles while this process
-    # imports python-telegram-bot and the rest and loads its catalog (bench/startup.py, 2 CPUs: ready
-    # 1.37 -> 1.0 s, see bench/README.md); the generation service takes them, and its start, before the bot
-    # polls, waits until they have loaded every bundle of the catalog.
+    # The generation workers start first, so that they import charlm and load the bundles (~0.3 s, which the
+    # bot used to wait for after its own start) while this process imports python-telegram-bot and the rest
+    # and verifies its catalog; the generation service takes them, and the bot waits for their verdict on the
+    # bundles before it talks to Telegram. bench/startup.py, with the catalog and gc changes: ready 1.42 ->
+    # 0.98 s (bench/README.md).
     from .workers import kill, start_workers
 
     pool = start_workers(settings.workers, settings.models_dir) if settings.workers else None
