@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import gc
 import json
 import logging
 import sys
 from pathlib import Path
-
-from charlm import BundleError, CharsetError, Request, find_bundles, load_bundle
-from charlm.text import normalize_prefix
+from typing import TYPE_CHECKING
 
 from .errors import StartupError
 from .logs import REDACTOR, setup_logging
-from .settings import Settings, ValidationError, describe_error, load_settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# The heavy imports (numpy and charlm, python-telegram-bot, the database's) are made by the commands that
+# need them: `run` starts its generation workers before making them (see cmd_run).
 
 log = logging.getLogger("bot")
 
@@ -57,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .settings import ValidationError, describe_error, load_settings
+
     args = parser().parse_args(argv)
     command = args.command or "run"
     overrides = {"models_dir": args.models_dir} if getattr(args, "models_dir", None) else {}
@@ -78,22 +83,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(settings: Settings) -> int:
-    from telegram.error import InvalidToken, NetworkError, TelegramError
-
-    from .app import build_application, run
-
     if not settings.token:
         if sys.stdin.isatty():
             print("BOT_TOKEN is not set, so no Telegram: talking in the terminal instead (python -m bot chat).", file=sys.stderr)
             return cmd_chat(settings, "ru")
         return fail("BOT_TOKEN is not set: put the token from @BotFather in the environment or .env "
                     "(or talk to the bot in the terminal: python -m bot chat)", 2)
+    # no garbage collection while starting: what it makes lives as long as the process (bot.app.on_startup
+    # freezes it and turns the collector back on); it made ~130,000 such objects, and the collector ran ~320
+    # times over them (~0.09 s) and found next to nothing
+    gc.disable()
     setup_logging(settings.log_level, settings.secrets())
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_startup_failure)
+    # The generation workers start first, so that they import charlm and load the bundles (~0.3 s, which the
+    # bot used to wait for after its own start) while this process imports python-telegram-bot and the rest
+    # and verifies its catalog; the generation service takes them, and the bot waits for their verdict on the
+    # bundles before it talks to Telegram. bench/startup.py, with the catalog and gc changes: ready 1.42 ->
+    # 0.98 s (bench/README.md).
+    from .workers import kill, start_workers
+
+    pool = start_workers(settings.workers, settings.models_dir) if settings.workers else None
+
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from .app import build_application, run
+
     try:
-        app = build_application(settings)
+        app = build_application(settings, pool=pool)
+        app.parts.generator.wait_loaded()  # (the catalog left the models to them: their verdict before Telegram)
     except StartupError as e:
+        kill(pool, wait=True)
         return fail(str(e))
     try:
         run(app)
@@ -105,6 +125,8 @@ def cmd_run(settings: Settings) -> int:
         return fail(f"Telegram: {e}")
     except StartupError as e:
         return fail(str(e))
+    finally:
+        app.parts.generator.close_unstarted()  # (it stopped before serving: getMe failed, or a stop signal)
     if app.parts.status.failure:
         return fail(app.parts.status.failure)
     return 0
@@ -122,6 +144,8 @@ def _not_startup_failure(record: logging.LogRecord) -> bool:
 
 
 def cmd_chat(settings: Settings, lang: str) -> int:
+    import asyncio
+
     from .console import chat
 
     setup_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING", settings.secrets())
@@ -136,6 +160,9 @@ def cmd_chat(settings: Settings, lang: str) -> int:
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     import secrets as _secrets
+
+    from charlm import BundleError, CharsetError, Request
+    from charlm.text import normalize_prefix
 
     setup_logging("WARNING")
     if args.n < 1:
@@ -171,6 +198,8 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _find_bundle(models_dir: Path, name: str):
     """Load the bundle called `name` (or aliased so) in `models_dir`, without loading the others."""
+    from charlm import find_bundles, load_bundle
+
     direct = models_dir / name
     if (direct / "manifest.json").is_file():
         return load_bundle(direct)
@@ -222,6 +251,8 @@ def cmd_check(settings: Settings) -> int:
 
 
 def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
+    import asyncio
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from .subscriptions.db import database_url, describe, reason, sqlite_file

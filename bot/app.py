@@ -17,10 +17,12 @@ import os
 import secrets
 import signal
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+import httpx
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -167,11 +169,13 @@ def build_application(
     request: BaseRequest | None = None,
     token: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    pool: Executor | None = None,
 ) -> ProverbApplication:
     """The bot: its parts (StartupError, one line, when one cannot be made) and every handler.
 
     `request` replaces the HTTP transport (the console chat uses it); `token` then stands in for BOT_TOKEN.
-    `clock` (-> an aware datetime) is the time the subscriptions go by (tests set it).
+    `clock` (-> an aware datetime) is the time the subscriptions go by (tests set it). `pool`: generation
+    workers already started (bot.workers.start_workers), which the generation service then takes.
     """
     token = token or settings.token
     if not token:
@@ -181,7 +185,8 @@ def build_application(
     # bundles' metadata: bench/startup.py, six 2 x 384 bundles: bot process peak RSS 168 -> 121 MB.
     catalog = Catalog.load(settings.models_dir, reserved_commands(), settings.temperature, settings.max_length,
                            models=settings.workers == 0)
-    generator = GenerationService(catalog.bundles, settings.batch_size, settings.workers, settings.batch_wait_ms / 1000)
+    generator = GenerationService(catalog.bundles, settings.batch_size, settings.workers, settings.batch_wait_ms / 1000,
+                                  pool=pool)
     status = health.Status()
     url = database_url(settings.data_dir, settings.database_url)
     scheduler = Scheduler(url, catalog, generator, status, clock, poll_interval=settings.subscription_poll_interval,
@@ -229,6 +234,9 @@ def make_bot(settings: Settings, token: str, request: BaseRequest | None, wire: 
     """The Telegram client: HTTP transport with the settings' timeouts, and the outgoing flood limits."""
     if request is not None:
         return PollingBot(token, base_url=settings.bot_api_base_url, request=request, get_updates_request=request)
+    # one TLS context (httpx's default: certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR) for both clients, which
+    # each made their own: loading the CA certificates took ~20 ms of the start, each time (cProfile)
+    tls = httpx.create_ssl_context()
     return PollingBot(
         token,
         base_url=settings.bot_api_base_url,
@@ -238,7 +246,7 @@ def make_bot(settings: Settings, token: str, request: BaseRequest | None, wire: 
             read_timeout=settings.read_timeout,
             write_timeout=settings.write_timeout,
             pool_timeout=settings.pool_timeout,
-            httpx_kwargs={"event_hooks": {"request": [wire.on_request]}},
+            httpx_kwargs={"event_hooks": {"request": [wire.on_request]}, "verify": tls},
         ),
         get_updates_request=HTTPXRequest(
             connection_pool_size=1,
@@ -246,6 +254,7 @@ def make_bot(settings: Settings, token: str, request: BaseRequest | None, wire: 
             read_timeout=settings.read_timeout,  # get_updates adds the long-poll timeout to this
             write_timeout=settings.write_timeout,
             pool_timeout=settings.pool_timeout,
+            httpx_kwargs={"verify": tls},
         ),
         rate_limiter=TelegramLimiter(
             overall_rate=settings.overall_rate,
@@ -296,9 +305,12 @@ async def on_startup(app: ProverbApplication) -> None:
             loop.add_signal_handler(sig, _on_stop_signal, parts.settings.stop_grace)
     # Everything loaded so far (modules, bundles, the application) lives as long as the process: move it
     # out of the garbage collector's sight, so a full collection scans only what was made since. Without
-    # this, a full collection under load stalled the event loop ~50-85 ms (bench/bot_load.py).
-    gc.collect()
+    # this, a full collection under load stalled the event loop ~50-85 ms (bench/bot_load.py). No full
+    # collection first: it took 60-90 ms before ready and found ~1,100 unreachable objects (~0.2 MB, classes
+    # and functions left over from imports), which now stay. `python -m bot` keeps the collector off
+    # until here (cmd_run): during start-up it ran ~320 times for ~0.09 s and found next to nothing.
     gc.freeze()
+    gc.enable()
     log.info("serving %s as @%s", ", ".join(f"/{n}" for n in parts.catalog.names), app.bot.username)
 
 

@@ -33,7 +33,8 @@ class Catalog:
              max_length: int | None = None, models: bool = True) -> "Catalog":
         """Every bundle under `models_dir`, verified; StartupError (one line) when none, or one is broken or
         would take a command of `reserved` (the bot's own) or of another bundle. `models=False` keeps only
-        what routing needs (each bundle verified, then `without_model()`): for a bot whose workers generate."""
+        what routing needs (each bundle's files verified, its model left unread: `load_bundle(model=False)`):
+        for a bot whose workers generate, and load and check the models (`GenerationService.start`)."""
         models_dir = Path(models_dir)
         bundles, problems = survey_bundles(models_dir, reserved, models)
         if problems:
@@ -81,9 +82,7 @@ def survey_bundles(models_dir: str | Path, reserved: Collection[str], models: bo
     problems: list[tuple[Path, str]] = []
     for p in find_bundles(models_dir):
         try:
-            b = load_bundle(p)
-            if not models:  # let each one go before the next loads: the bot process peaks at one bundle's weights
-                b = b.without_model()
+            b = load_bundle(p, model=models)
         except BundleError as e:
             problems.append((p, f"broken bundle: {e}"))
             continue

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import multiprocessing
 import os
-import signal
-import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from charlm import Bundle, Request, Result, load_bundle
+from charlm import Bundle, Request, Result
+
+from .errors import StartupError
+from .workers import _ping, _run_jobs, _run_named, kill, one_blas_thread, process_pool
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,14 @@ class GenerationService:
     console and small tests).
     """
 
-    def __init__(self, bundles: dict[str, Bundle], batch_size: int = 64, processes: int = 1, batch_wait: float = 0.0):
+    def __init__(self, bundles: dict[str, Bundle], batch_size: int = 64, processes: int = 1, batch_wait: float = 0.0,
+                 pool: Executor | None = None):
+        """`pool`: workers started beforehand (bot.workers.start_workers), which the first start() takes."""
         self.bundles = bundles
         self.batch_size = batch_size
         self.processes = processes
         self.batch_wait = batch_wait
+        self._pool = pool if processes else None
         self.stats = BatchStats()
         self._queue: list[_Item] = []
         self._wake: asyncio.Event | None = None
@@ -74,19 +76,52 @@ class GenerationService:
             return
         self._closing = False
         self._wake = asyncio.Event()
-        self._executor = self._make_executor()
+        self._executor, self._pool = self._pool or self._make_executor(), None
         n = max(1, self.processes)
         if self.processes:  # start the processes now, not on the first request
             loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(n)))
+            try:
+                self._check_loaded(await asyncio.gather(*(loop.run_in_executor(self._executor, _ping) for _ in range(n))))
+            except BaseException:
+                kill(self._executor, wait=True)
+                self._executor = None
+                raise
         self._workers = [asyncio.create_task(self._work(), name=f"generate-{i}") for i in range(n)]
+
+    def wait_loaded(self) -> None:
+        """Wait, in this thread, until the workers given as `pool` have loaded the bundles: the bot does, before
+        it talks to Telegram. StartupError (one line), and the workers killed, if one could not load a bundle
+        of the catalog (its model, which the bot process leaves unread: Catalog.load(models=False))."""
+        if self._pool is None:
+            return
+        try:
+            self._check_loaded([f.result() for f in [self._pool.submit(_ping) for _ in range(self.processes)]])
+        except BrokenProcessPool as e:
+            self.close_unstarted()
+            raise StartupError(f"a generation worker died while loading the bundles ({e})") from None
+        except BaseException:
+            self.close_unstarted()
+            raise
+
+    def _check_loaded(self, loaded: list[tuple[list[str], dict[str, str]]]) -> None:
+        """StartupError unless each worker's _ping names every bundle of the catalog."""
+        for names, problems in loaded:
+            missing = sorted(set(self.bundles) - set(names))
+            if missing:
+                folder = self.bundles[missing[0]].path
+                # "broken bundle: <its file>: <what>", as Catalog.load says it
+                raise StartupError(problems.get(os.path.abspath(folder)) or f"a generation worker found no bundle "
+                                   f"{missing[0]!r} in {folder.parent} (was it moved while the bot started?)")
+
+    def close_unstarted(self) -> None:
+        """Kill the workers given as `pool` if start() never took them (the bot stopped before it served)."""
+        pool, self._pool = self._pool, None
+        kill(pool, wait=True)
 
     def _make_executor(self) -> Executor:
         if not self.processes:
             return ThreadPoolExecutor(1, thread_name_prefix="generate", initializer=one_blas_thread)
-        paths = {name: str(b.path) for name, b in self.bundles.items()}
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(paths, os.getpid()))
+        return process_pool(self.processes, [b.path for b in self.bundles.values()])
 
     async def stop(self, timeout: float | None = None) -> None:
         """Finish everything queued, then stop the workers; after `timeout` s, kill what is left instead."""
@@ -100,7 +135,7 @@ class GenerationService:
             log.error("generation did not finish within %g s; killing its workers", timeout)
             for task in pending:
                 task.cancel()
-            _kill(executor)
+            kill(executor)
         else:  # off the event loop: joining the processes takes a while
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
 
@@ -177,7 +212,7 @@ class GenerationService:
     def _replace_executor(self) -> None:
         """Kill what is left of a broken pool and start a fresh one (its processes start on first use)."""
         old, self._executor = self._executor, self._make_executor()
-        _kill(old)
+        kill(old)
 
     def _take(self, queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
         """The batch a free worker runs next: up to `batch_size` requests of ONE bundle, the bundle whose
@@ -199,102 +234,3 @@ class GenerationService:
             else:
                 rest.append(item)
         return taken, rest
-
-
-def _kill(executor: Executor | None) -> None:
-    """Stop a pool now: SIGKILL its worker processes (they ignore SIGTERM), without waiting for them.
-
-    The standard library's shutdown of a broken pool sends SIGTERM and joins; our workers ignore
-    SIGTERM (the bot stops them after the last batch), so that join would never end.
-    """
-    if executor is None:
-        return
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            process.kill()
-    executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _run_jobs(jobs: list[tuple[Bundle, list[Request]]]) -> list[list[Result] | BaseException]:
-    """In a worker: one batched generate per bundle; an error stays with its bundle's requests."""
-    out: list[list[Result] | BaseException] = []
-    for bundle, requests in jobs:
-        try:
-            out.append(bundle.generate(requests))
-        except Exception as e:  # noqa: BLE001 - handed to the awaiting handlers, which report it
-            log.exception("generation failed for bundle %s (%d requests)", bundle.name, len(requests))
-            # a plain error: some exception types cannot be rebuilt on the other side of a process pipe
-            out.append(RuntimeError(f"{type(e).__name__}: {e}"))
-    return out
-
-
-# -- in a worker process ----------------------------------------------------------------------------
-
-_BUNDLES: dict[str, Bundle] = {}
-
-
-WORKER_NICE = 5  # workers yield the CPU to the bot's event loop whenever it has something to do
-
-
-def _init_worker(paths: dict[str, str], parent: int | None = None) -> None:
-    """Worker start: die with the bot; load the bundles; leave SIGINT/SIGTERM to the bot, which stops us after the last batch."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    die_with_parent(parent)
-    try:
-        os.nice(WORKER_NICE)
-    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
-        pass
-    one_blas_thread()
-    for name, path in paths.items():
-        _BUNDLES[name] = load_bundle(path)
-
-
-def one_blas_thread() -> None:
-    """Limit BLAS to one thread in this process: the workers are the parallelism (one per core).
-
-    Why: OpenBLAS starts one thread per core in every process, so N workers ran N x cores threads on
-    the cores, and its threads spin while they wait. Measured with `bench/bot_load.py --runs capacity
-    --commands 4` (2 cores, shipped 2 x 384 bundles): 3.8 replies/s and 478 ms of worker CPU per reply
-    with the default, 17.4 replies/s and 58 ms with one thread. The text does not change: charlm's
-    exact products are the same bits at any BLAS thread count (tests/charlm: thread-count invariance).
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def die_with_parent(parent: int | None) -> None:
-    """Ask Linux to SIGKILL this process when the bot dies (kill -9 included): no orphan holds ~95 MB.
-
-    Elsewhere (no prctl) a daemon thread watches the parent's pid instead.
-    """
-    if parent is None:
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl")
-    except (OSError, AttributeError):
-        threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
-def _ping() -> bool:
-    return True
-
-
-def _run_named(jobs: list[tuple[str, list[Request]]]) -> list[list[Result] | BaseException]:
-    return _run_jobs([(_BUNDLES[name], requests) for name, requests in jobs])

@@ -178,19 +178,18 @@ def test_texts_have_both_languages():
     assert lang_of("en-US") == "en" and lang_of("uk") == "ru" and lang_of(None) == "ru"
 
 
-def _blas_threads_after_worker_start() -> list[int]:
-    from bot.generation import _init_worker
+def _blas_threads() -> list[int]:
     from threadpoolctl import threadpool_info
 
-    _init_worker({}, None)
     return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
 
 
 def test_generation_workers_run_blas_on_one_thread():
-    # N workers x one BLAS thread per core each spun on the cores: 8x the CPU per reply (bench/bot_load.py)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    # N workers x one BLAS thread per core each spun on the cores: 8x the CPU per reply (bench/bot_load.py).
+    # A real worker (its initializer runs before this module is imported there): a limit set before numpy
+    # was loaded did not hold (2 threads on 2 CPUs).
+    from bot.workers import process_pool
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        threads = pool.submit(_blas_threads_after_worker_start).result(timeout=120)
+    with process_pool(1) as pool:
+        threads = pool.submit(_blas_threads).result(timeout=120)
     assert threads and set(threads) == {1}

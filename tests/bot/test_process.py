@@ -51,6 +51,30 @@ def test_broken_bundle_fails_fast_naming_the_file(tiny_models, tmp_path):
     assert "broken bundle" in line and "model.weights.h5" in line and "sha256" in line
 
 
+def test_a_model_the_runtime_cannot_run_fails_before_telegram_with_one_line(tiny_models, tmp_path):
+    # its files match the manifest, so only loading the model finds it: the workers do (the bot process leaves
+    # the models to them), and the bot waits for their verdict before it talks to Telegram
+    import json
+
+    from charlm.bundle import sha256_file
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    beta = models / "beta"
+    spec = json.loads((beta / "model.json").read_text())
+    spec["config"]["layers"][2]["class_name"] = "Bidirectional"
+    (beta / "model.json").write_text(json.dumps(spec))
+    manifest = json.loads((beta / "manifest.json").read_text())
+    manifest["files"]["model.json"] = sha256_file(beta / "model.json")
+    (beta / "manifest.json").write_text(json.dumps(manifest))
+    with FakeBotAPI() as api:
+        proc = run_bot(bot_env(api, models, tmp_path, GENERATION_PROCESSES="2"), tmp_path)
+        assert not api.calls, "it should fail before talking to Telegram"
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert "broken bundle" in line and "model.json" in line and "Bidirectional" in line
+
+
 def test_rejected_token_ends_with_one_clear_line(tiny_models, tmp_path):
     with FakeBotAPI(token="999:other") as api:
         proc = run_bot(bot_env(api, tiny_models, tmp_path), tmp_path)

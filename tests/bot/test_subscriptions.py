@@ -19,7 +19,7 @@ from bot.subscriptions.schema import metadata
 from bot.subscriptions.store import Store
 from bot.subscriptions.timing import find_zone, parse_time, plan
 
-from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_starter
+from .conftest import BOTH_DATABASES, PYTHON, ROOT, RunningBot, bot_env, bot_starter
 from .fakeapi import FakeBotAPI, user
 
 UTC = timezone.utc
@@ -426,3 +426,20 @@ async def test_migrations_build_the_schema_and_refuse_a_newer_database(tmp_path,
     await store.close()
     with pytest.raises(StartupError, match="revision 'f00d'.*newer version"):
         await Store.open(url)
+
+
+def test_a_database_at_the_newest_revision_opens_without_alembic(tmp_path):
+    # Alembic's import was ~0.1 s of the bot's start: a restart (the database is up to date) skips it
+    import subprocess
+
+    from bot.subscriptions.migrate import HEAD
+
+    assert HEAD == head(), "a new migration: set migrate.HEAD to its revision"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    code = ("import asyncio, sys\nfrom bot.subscriptions.store import Store\n"
+            "async def main(url):\n    store = await Store.open(url)\n    await store.close()\n"
+            f"asyncio.run(main({url!r}))\n"
+            "print('alembic' in sys.modules)")
+    opened = [subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                             timeout=120).stdout.strip() for _ in range(2)]
+    assert opened == ["True", "False"]  # a new database is made by Alembic; the same one opened again is not

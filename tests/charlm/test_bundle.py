@@ -46,6 +46,20 @@ def test_tampered_weights_are_refused(bundle_dir, tmp_path):
     assert e.value.path.endswith("model.weights.h5") and "sha256" in e.value.problem
 
 
+def test_without_its_model_a_bundle_is_still_verified_file_by_file(bundle_dir, tmp_path):
+    # the bot process loads bundles so (its workers read the models): a tampered file must still be refused
+    b = load_bundle(bundle_dir, model=False)
+    assert b.runtime is None and b.novelty is None
+    assert b.manifest == load_bundle(bundle_dir).manifest and b.charset.chars == load_bundle(bundle_dir).charset.chars
+    d = copy(bundle_dir, tmp_path)
+    with h5py.File(d / "model.weights.h5", "r+") as f:
+        ds = f["layers/dense/vars/1"]
+        ds[0] = ds[0] + 1.0
+    with pytest.raises(BundleError) as e:
+        load_bundle(d, model=False)
+    assert e.value.path.endswith("model.weights.h5") and "sha256" in e.value.problem
+
+
 def _rewrite_manifest_hashes(d):
     from charlm.bundle import sha256_file
 
