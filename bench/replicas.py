@@ -534,6 +534,12 @@ def report(results: dict[str, dict], n: int) -> None:
     cols = [k for k in ("baseline", "replicas") if k in results]
     heads = {"baseline": "1 process, no proxy", "replicas": f"{n} replicas + scheduler behind nginx"}
     print()
+    if cols:
+        table(results, cols, heads)
+    kill_report(results, n)
+
+
+def table(results: dict[str, dict], cols: list[str], heads: dict[str, str]) -> None:
     print("| | " + " | ".join(heads[c] for c in cols) + (" | replicas ÷ baseline |" if len(cols) == 2 else " |"))
     print("|---|" + "---:|" * (len(cols) + (len(cols) == 2)))
     for label, how in ROWS:
@@ -548,6 +554,9 @@ def report(results: dict[str, dict], n: int) -> None:
             elif label.startswith("CPU ms"):
                 ratio = f"{r['cpu_ms_per_reply'] / b['cpu_ms_per_reply']:.2f}×"
         print(f"| {label} | " + " | ".join(row) + (f" | {ratio} |" if len(cols) == 2 else " |"))
+
+
+def kill_report(results: dict[str, dict], n: int) -> None:
     if "kill" in results:
         k = results["kill"]
         print(f"\nkill run ({n} replicas, replica 1 killed with SIGKILL after {k.get('killed_after_s', '?')} s):")
@@ -592,7 +601,24 @@ def ok(results: dict[str, dict]) -> list[str]:
 
 
 def interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    """SIGTERM: a SIGINT to itself, which asyncio.run turns into a clean cancel and elsewhere is Ctrl-C."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def start_postgres(holder: list):
+    """A PostgresServer, put in `holder` before it starts, so an interrupt during initdb still stops it."""
+    from tests.bot.postgres import PostgresServer
+
+    class Cluster(PostgresServer):
+        def __init__(self):
+            holder.append(self)
+            super().__init__()
+
+        def close(self) -> None:
+            if hasattr(self, "root"):
+                super().close()
+
+    return Cluster()
 
 
 def build_models(work: Path, units: int) -> Path:
@@ -642,11 +668,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
 
-    # SIGTERM to the bench ends it like Ctrl-C: through the finally below, which stops everything it started
+    # SIGINT (also where a shell started the bench in the background, which ignores it) and SIGTERM end it like
+    # Ctrl-C: through the finally below, which stops everything it started
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
     work = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
     procs = Procs(work)
-    server = None
+    servers: list = []
     results: dict[str, dict] = {}
     try:
         models = build_models(work, a.tiny_units) if a.tiny else a.models_dir
@@ -656,8 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no bundles in {models}; use --tiny or --models-dir", file=sys.stderr)
             return 2
         print(f"bundles: {', '.join(names)}; load average {os.getloadavg()[0]:.2f}; starting PostgreSQL", flush=True)
-        server = pgmod.PostgresServer()
-        ctx = Ctx(a, Path(models).resolve(), names, work, server, procs)
+        ctx = Ctx(a, Path(models).resolve(), names, work, start_postgres(servers), procs)
         for kind in kinds:
             results[kind] = run(ctx, kind)
     except KeyboardInterrupt:
@@ -668,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         procs.close()
-        if server is not None:
+        for server in servers:
             server.close()
         if a.keep:
             print(f"work folder kept: {work}")
