@@ -21,8 +21,9 @@ update to the sendMessage that answers it, both on this process's clock.
 Runs (--runs):
   baseline   one process (deliveries on, OVERALL_RATE=30), posted to directly, no nginx: the same load
   replicas   N replicas + scheduler behind nginx
-  kill       as replicas, and replica 1 is killed (SIGKILL) at --kill-at of the duration: what nginx's
-             proxy_next_upstream retries, what the client sees, what is lost, where the dead replica's chats go
+  kill       as replicas, and replica 1 is killed (SIGKILL) at --kill-at of the duration, and started again
+             --restart-after s later: what nginx's proxy_next_upstream retries, what the client sees, what is
+             lost, where the dead replica's chats go, whether they come back, whether any other chat moves
 
 Which replica got an update is read twice: from nginx's access log ($upstream_addr, per update id) and from
 the replica that answered it (each replica runs with its own bot token, all of them one bot to the fake, so
@@ -377,11 +378,12 @@ def run(ctx: Ctx, kind: str) -> dict:
         by_token = {t: f"replica {i + 1}" if kind != "baseline" else "the process" for i, t in enumerate(tokens)}
         by_addr = {f"127.0.0.1:{p}": by_token[t] for p, t in zip(ports, tokens)}
         rate = OVERALL if kind == "baseline" else (OVERALL - a.scheduler_rate) / n
+        envs = {}
         for i in range(n):
             name = f"{kind}-{'bot' if kind == 'baseline' else f'replica{i + 1}'}"
-            ctx.procs.start(name, [sys.executable, "-m", "bot"],
-                            bot_env(api, tokens[i], ctx.models, work / name, ports[i], url, rate,
-                                    delivery=kind == "baseline", workers=a.workers, limiter=limiter))
+            envs[name] = bot_env(api, tokens[i], ctx.models, work / name, ports[i], url, rate,
+                                 delivery=kind == "baseline", workers=a.workers, limiter=limiter)
+            ctx.procs.start(name, [sys.executable, "-m", "bot"], envs[name])
             names.append(name)
         if kind != "baseline":
             sched_port = free_port()
@@ -411,19 +413,35 @@ def run(ctx: Ctx, kind: str) -> dict:
               f"updates from {len({p.chat for p in posts})} chats at {a.rate:g}/s for {a.duration:g} s to {target}",
               flush=True)
         cpu0 = {nm: cpu_seconds(ctx.procs.procs[nm].pid) for nm in names}
-        killed = {"t": None}
+        killed: dict = {"t": None, "restart_t": None, "up_t": None}
 
         def tick(elapsed: float) -> None:
-            if kind == "kill" and killed["t"] is None and elapsed >= a.kill_at * a.duration:
+            """The kill run's events: SIGKILL replica 1; start it again after --restart-after s (same port, as an
+            orchestrator replaces a container); note when it listens again."""
+            if kind != "kill":
+                return
+            if killed["t"] is None and elapsed >= a.kill_at * a.duration:
                 ctx.procs.procs[f"{kind}-replica1"].kill()
-                killed["t"] = time.monotonic()
-                killed["after"] = elapsed
+                killed["t"], killed["after"] = time.monotonic(), elapsed
                 print(f"    {elapsed:5.0f} s: replica 1 killed (SIGKILL)", flush=True)
+            elif (killed["t"] is not None and a.restart_after > 0 and killed["restart_t"] is None
+                  and elapsed >= killed["after"] + a.restart_after):
+                ctx.procs.start(f"{kind}-replica1-again", [sys.executable, "-m", "bot"], envs[f"{kind}-replica1"])
+                names.append(f"{kind}-replica1-again")
+                killed["restart_t"] = time.monotonic()
+                print(f"    {elapsed:5.0f} s: replica 1 started again", flush=True)
+            elif killed["restart_t"] is not None and killed["up_t"] is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", ports[0]), 0.05):
+                        killed["up_t"], killed["up_after"] = time.monotonic(), elapsed
+                        print(f"    {elapsed:5.0f} s: replica 1 listens again", flush=True)
+                except OSError:
+                    pass
 
         load_t0 = time.monotonic()
         asyncio.run(drive(target, load, a.progress, tick))
         settle(api, posts, a.quiet, a.duration + 120)
-        cpu = {nm: cpu_seconds(ctx.procs.procs[nm].pid) - cpu0[nm] for nm in names}
+        cpu = {nm: cpu_seconds(ctx.procs.procs[nm].pid) - cpu0.get(nm, 0.0) for nm in names}
         out = replies(api)
         flood = api.flood_429s
         for nm in names:
@@ -479,23 +497,35 @@ def count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, k
 
 
 def kill_figures(posts, post_of, answers, final, by_token, killed) -> dict:
-    """What the SIGKILL of replica 1 did: lost updates, where its chats went, whether other chats moved."""
-    t = killed["t"]
+    """What the SIGKILL of replica 1 did: lost updates, where its chats went while it was down, whether other
+    chats moved, and whether its chats came back once it listened again."""
+    t, up = killed["t"], killed.get("up_t") or float("inf")
     dead = "replica 1"
-    before = replicas_per_chat((p.chat, final[p.update]) for p in posts if p.update in final and p.sent < t)
-    after = replicas_per_chat((p.chat, final[p.update]) for p in posts if p.update in final and p.sent >= t + 0.5)
+
+    def routed(lo: float, hi: float) -> dict[int, set[str]]:
+        return replicas_per_chat((p.chat, final[p.update]) for p in posts if p.update in final and lo <= p.sent < hi)
+
+    before, down, back = routed(0.0, t), routed(t + 0.5, up), routed(up, float("inf"))
     dead_chats = {c for c, r in before.items() if r == {dead}}
-    moved_to = Counter(next(iter(r)) for c, r in after.items() if c in dead_chats and len(r) == 1)
-    others_moved = sum(1 for c, r in after.items() if c in before and before[c] != {dead} and r != before[c])
     lost = [p for p in posts if p.accepted and p.update not in answers]
-    return {
+    out = {
         "killed_after_s": round(killed["after"], 1),
         "lost_accepted_by_dead": sum(1 for p in lost if final.get(p.update) == dead),
-        "dead_chats_after_kill": sum(1 for c in after if c in dead_chats),
-        "dead_chats_moved_to": dict(moved_to),
-        "dead_still_routed_after_kill": sum(1 for c, r in after.items() if dead in r),
-        "other_chats_that_moved": others_moved,
+        "dead_chats_while_down": sum(1 for c in down if c in dead_chats),
+        "dead_chats_moved_to": dict(Counter(next(iter(r)) for c, r in down.items() if c in dead_chats and len(r) == 1)),
+        "dead_still_routed_while_down": sum(1 for r in down.values() if dead in r),
+        "other_chats_that_moved": sum(1 for phase in (down, back) for c, r in phase.items()
+                                      if c in before and before[c] != {dead} and r != before[c]),
     }
+    if killed.get("up_t") is not None:
+        back_updates = [(p, final[p.update]) for p in posts if p.update in final and p.sent >= up and p.chat in dead_chats]
+        first_back = min((p.sent for p, r in back_updates if r == dead), default=None)
+        out.update({
+            "listened_again_after_s": round(killed["up_after"], 1),
+            "dead_chats_updates_after_restart": dict(Counter(r for _, r in back_updates)),
+            "first_back_on_it_s": round(first_back - up, 1) if first_back is not None else None,
+        })
+    return out
 
 
 # -- report ------------------------------------------------------------------------------------------------
@@ -567,9 +597,12 @@ def kill_report(results: dict[str, dict], n: int) -> None:
             ("nginx answers other than 200", fmt(k.get("nginx_non_200", {}))),
             ("answered exactly once / duplicates / unanswered", f"{k['answered_once']} / {k['duplicates']} / {k['unanswered']}"),
             ("lost: accepted by the killed replica, never answered", k.get("lost_accepted_by_dead", "—")),
-            ("its chats asking again after the kill / answered by", f"{k.get('dead_chats_after_kill', '—')} / {fmt(k.get('dead_chats_moved_to', {}))}"),
-            ("its chats still routed to it after the kill", k.get("dead_still_routed_after_kill", "—")),
-            ("other replicas' chats that moved", k.get("other_chats_that_moved", "—")),
+            ("its chats asking while it was down / went to", f"{k.get('dead_chats_while_down', '—')} / {fmt(k.get('dead_chats_moved_to', {}))}"),
+            ("its chats still routed to it while it was down", k.get("dead_still_routed_while_down", "—")),
+            ("other replicas' chats that moved (ever)", k.get("other_chats_that_moved", "—")),
+            ("started again; listening after (s)", k.get("listened_again_after_s", "not restarted")),
+            ("its chats' updates after that went to", fmt(k.get("dead_chats_updates_after_restart", "—"))),
+            ("first of them back on replica 1, s after it listened", k.get("first_back_on_it_s", "—")),
             ("updates per replica (nginx log)", fmt(k.get("got_per_replica", {}))),
             ("latency p50 / p95 / p99 (ms)", f"{k['p50_ms']:,.0f} / {k['p95_ms']:,.0f} / {k['p99_ms']:,.0f}"),
             ("429s from the fake", k["flood_429s"]),
@@ -595,7 +628,7 @@ def ok(results: dict[str, dict]) -> list[str]:
         else:
             if r.get("other_chats_that_moved"):
                 bad.append("kill: chats of the surviving replicas moved")
-            if r.get("dead_still_routed_after_kill"):
+            if r.get("dead_still_routed_while_down"):
                 bad.append("kill: updates still reached the killed replica")
     return bad
 
@@ -640,7 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0,
                    help="GENERATION_PROCESSES of every bot process (default 0: a thread, to spare 2 cores)")
     p.add_argument("--no-limit", action="store_true", help="outgoing limiter off in the bots, no 429s from the fake")
-    p.add_argument("--kill-at", type=float, default=0.5, help="kill run: fraction of --duration at which replica 1 dies")
+    p.add_argument("--kill-at", type=float, default=0.4, help="kill run: fraction of --duration at which replica 1 dies")
+    p.add_argument("--restart-after", type=float, default=6.0,
+                   help="kill run: s after the kill at which replica 1 starts again (0: never)")
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--tiny", action="store_true", help="build two tiny bundles (alpha, beta) and use them")
     p.add_argument("--tiny-units", type=int, default=16)
@@ -711,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in bad:
         print(f"FAILED: {line}")
     if not bad:
-        print("\nOK: every update answered once; every chat's updates reached one replica")
+        print("\nOK: every update answered once; every chat's updates reached one replica (while all were up)")
     return 1 if bad else 0
 
 
