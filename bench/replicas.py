@@ -14,7 +14,9 @@ process) answering 429 over Telegram's 30 messages/s overall and 1/s in a chat.
 
 Load: updates posted as Telegram posts them (compact JSON, the secret token header) at --rate per second
 (Poisson arrivals) for --duration seconds, each from one of --chats chats at random, asking a random
-culture with `seed=UPDATE_ID`, so each reply names the update it answers. A post that does not get 200 is
+culture with `seed=UPDATE_ID`, so each reply names the update it answers; a share (--inline) are inline
+queries from the chat's user (`alpha seed=N`, answered by answerInlineQuery `iqN`), which the nginx map
+keys on "from" instead of "chat". A post that does not get 200 is
 posted again after 1 s, up to 5 times, as Telegram retries a webhook. Latency runs from the first post of an
 update to the sendMessage that answers it, both on this process's clock.
 
@@ -54,7 +56,7 @@ sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot when run as a scr
 
 from bot.settings import Settings  # noqa: E402
 from charlm import find_bundles  # noqa: E402
-from tests.bot.fakeapi import FakeBotAPI, message  # noqa: E402
+from tests.bot.fakeapi import FakeBotAPI, message, user  # noqa: E402
 
 SECRET = "bench-webhook-secret-Token"
 OVERALL = 30  # Telegram's messages/s for the whole bot
@@ -266,6 +268,7 @@ class Post:
     update: int
     chat: int
     at: float  # seconds after the load's start it is due
+    inline: bool = False  # an inline query (`@bot alpha seed=N`, answered by answerInlineQuery) instead of a message
     sent: float = 0.0  # monotonic, first try
     statuses: list = field(default_factory=list)  # one per try: HTTP status, or the error's name
 
@@ -274,14 +277,28 @@ class Post:
         return 200 in self.statuses
 
 
-def arrivals(rate: float, duration: float, chats: int, names: list[str], seed: int) -> list[tuple[Post, str]]:
+def arrivals(rate: float, duration: float, chats: int, names: list[str], seed: int,
+             inline: float = 0.0) -> list[tuple[Post, str]]:
+    """Poisson arrivals; a share `inline` of them inline queries from the chat's user (nginx keys those on
+    "from", messages on "chat": both must land on the chat's replica)."""
     rnd = random.Random(seed)
     out, t, uid = [], rnd.expovariate(rate), 0
     while t < duration:
         uid += 1
-        out.append((Post(uid, rnd.randint(1, chats), t), f"/{rnd.choice(names)} seed={uid}"))
+        chat, name, is_inline = rnd.randint(1, chats), rnd.choice(names), rnd.random() < inline
+        out.append((Post(uid, chat, t, inline=is_inline), f"{'' if is_inline else '/'}{name} seed={uid}"))
         t += rnd.expovariate(rate)
     return out
+
+
+def update_body(post: Post, text: str) -> bytes:
+    """The update as Telegram posts it: compact JSON (the nginx map's patterns assume no blanks)."""
+    if post.inline:
+        update = {"update_id": post.update, "inline_query": {"id": f"iq{post.update}", "from": user(post.chat),
+                                                              "query": text, "offset": "", "chat_type": "private"}}
+    else:
+        update = {"update_id": post.update, "message": message(post.chat, text)}
+    return json.dumps(update, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def drive(url: str, load: list[tuple[Post, str]], progress: float, on_tick=None) -> None:
@@ -290,8 +307,7 @@ async def drive(url: str, load: list[tuple[Post, str]], progress: float, on_tick
 
     async def one(client, post: Post, text: str, t0: float) -> None:
         await asyncio.sleep(max(0.0, t0 + post.at - time.monotonic()))
-        body = json.dumps({"update_id": post.update, "message": message(post.chat, text)},
-                          ensure_ascii=False, separators=(",", ":")).encode()
+        body = update_body(post, text)
         headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET,
                    "X-Bench-Update": str(post.update)}
         post.sent = time.monotonic()
@@ -324,13 +340,17 @@ async def drive(url: str, load: list[tuple[Post, str]], progress: float, on_tick
 SEED = re.compile(r"seed=(\d+)\s*$")
 
 
-def replies(api: FakeBotAPI) -> list[tuple[int, int | None, str, float]]:
-    """(chat, the update a reply answers or None, the sender's token, time) of every sendMessage that went out."""
+def replies(api: FakeBotAPI) -> list[tuple[int | None, int | None, str, float]]:
+    """(chat, the update a reply answers or None, the sender's token, time) of every sendMessage that went out,
+    and of every answerInlineQuery (chat None: it names the query, `iqUPDATE`)."""
     out = []
-    for c in api.calls_of("sendMessage"):
-        if c.status == 200:
+    for c in list(api.calls):
+        if c.status == 200 and c.method == "sendMessage":
             m = SEED.search(str(c.params.get("text", "")))
             out.append((int(c.params["chat_id"]), int(m[1]) if m else None, c.token, c.t))
+        elif c.status == 200 and c.method == "answerInlineQuery":
+            qid = str(c.params.get("inline_query_id", ""))
+            out.append((None, int(qid[2:]) if qid[2:].isdigit() else None, c.token, c.t))
     return out
 
 
@@ -369,7 +389,7 @@ def run(ctx: Ctx, kind: str) -> dict:
     work.mkdir()
     url = ctx.pg.create_database(kind)
     limiter = not a.no_limit
-    load = arrivals(a.rate, a.duration, a.chats, ctx.names, a.seed)
+    load = arrivals(a.rate, a.duration, a.chats, ctx.names, a.seed, a.inline)
     posts = [p for p, _ in load]
     names: list[str] = []
     with FakeBotAPI(flood_limits=limiter, overall_rate=OVERALL, chat_rate=1) as api:
@@ -382,7 +402,8 @@ def run(ctx: Ctx, kind: str) -> dict:
         for i in range(n):
             name = f"{kind}-{'bot' if kind == 'baseline' else f'replica{i + 1}'}"
             envs[name] = bot_env(api, tokens[i], ctx.models, work / name, ports[i], url, rate,
-                                 delivery=kind == "baseline", workers=a.workers, limiter=limiter)
+                                 delivery=kind == "baseline", limiter=limiter,
+                                 workers=a.workers if kind != "baseline" or a.baseline_workers is None else a.baseline_workers)
             ctx.procs.start(name, [sys.executable, "-m", "bot"], envs[name])
             names.append(name)
         if kind != "baseline":
@@ -456,7 +477,7 @@ def count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, k
     answers: dict[int, list] = defaultdict(list)
     others = 0
     for chat, uid, token, t in out:
-        if uid in post_of and post_of[uid].chat == chat:
+        if uid in post_of and (post_of[uid].chat == chat or (chat is None and post_of[uid].inline)):
             answers[uid].append((token, t))
         else:
             others += 1  # a notice (rate limit, error) or a daily proverb: not an answer to a posted update
@@ -472,6 +493,7 @@ def count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, k
         "never_accepted": len(posts) - len(accepted),
         "answered_once": len(once), "duplicates": sum(len(answers.get(p.update, ())) > 1 for p in accepted),
         "unanswered": sum(p.update not in answers for p in accepted), "other_replies": others,
+        "inline_answered": f"{sum(p.inline for p in once)}/{sum(p.inline for p in posts)}",
         "replies_per_s": len(once) / span if span else float("nan"),
         "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
         "p99_ms": percentile(lat, 99) * 1000, "max_ms": max(lat, default=float("nan")) * 1000,
@@ -543,6 +565,7 @@ ROWS = [
     ("updates posted / accepted (200)", lambda r: f"{r['posted']} / {r['accepted']}"),
     ("posted again by the client (not 200 at first)", "retried_by_client"),
     ("answered exactly once / duplicates / unanswered", lambda r: f"{r['answered_once']} / {r['duplicates']} / {r['unanswered']}"),
+    ("of them inline queries, answered / posted", "inline_answered"),
     ("other replies (notices)", "other_replies"),
     ("replies/s", "replies_per_s"),
     ("latency p50 / p95 / p99 (ms)", lambda r: f"{r['p50_ms']:,.0f} / {r['p95_ms']:,.0f} / {r['p99_ms']:,.0f}"),
@@ -667,11 +690,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=15.0, help="updates posted per second (default 15)")
     p.add_argument("--duration", type=float, default=40.0, help="seconds of load per run (default 40)")
     p.add_argument("--chats", type=int, default=300, help="chats the updates come from (default 300)")
+    p.add_argument("--inline", type=float, default=0.2,
+                   help="share of the updates that are inline queries from the chat's user (default 0.2)")
     p.add_argument("--seed", type=int, default=1, help="seed of the arrivals, chats and cultures (every run the same)")
     p.add_argument("--scheduler-rate", type=float, default=6.0,
                    help="OVERALL_RATE of the scheduler S; each replica gets (30 - S) / N (default 6)")
     p.add_argument("--workers", type=int, default=0,
                    help="GENERATION_PROCESSES of every bot process (default 0: a thread, to spare 2 cores)")
+    p.add_argument("--baseline-workers", type=int, default=None,
+                   help="GENERATION_PROCESSES of the baseline process (default: --workers, as one replica)")
     p.add_argument("--no-limit", action="store_true", help="outgoing limiter off in the bots, no 429s from the fake")
     p.add_argument("--kill-at", type=float, default=0.4, help="kill run: fraction of --duration at which replica 1 dies")
     p.add_argument("--restart-after", type=float, default=6.0,
@@ -736,7 +763,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\nload: {a.rate:g} updates/s for {a.duration:g} s from {a.chats} chats, seed {a.seed}; limiter "
+    print(f"\nload: {a.rate:g} updates/s for {a.duration:g} s from {a.chats} chats ({a.inline:.0%} inline queries), "
+          f"seed {a.seed}; GENERATION_PROCESSES={a.workers}"
+          f"{'' if a.baseline_workers is None else f' ({a.baseline_workers} in the baseline)'}; limiter "
           f"{'off' if a.no_limit else 'on'}; replicas OVERALL_RATE={(OVERALL - a.scheduler_rate) / a.replicas:g}, "
           f"scheduler {a.scheduler_rate:g}; load average after: {os.getloadavg()[0]:.2f}")
     report(results, a.replicas)
