@@ -469,7 +469,26 @@ def run(ctx: Ctx, kind: str) -> dict:
             if ctx.procs.procs[nm].poll() is None:
                 ctx.procs.stop(nm, signal.SIGQUIT if nm.endswith("nginx") else signal.SIGTERM)
     routed = parse_access_log((work / "nginx" / "access.log").read_text().splitlines()) if kind != "baseline" else []
-    return count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, killed)
+    r = count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, killed)
+    r["log_problems"] = log_problems({nm.split("-", 1)[1]: ctx.procs.logs[nm] for nm in names if not nm.endswith("nginx")})
+    return r
+
+
+PROBLEM = re.compile(r" (ERROR|CRITICAL|WARNING) |^Traceback")
+
+
+def log_problems(logs: dict[str, Path]) -> dict[str, int]:
+    """Process -> its log lines at WARNING or above, and tracebacks (the schema migrated by three processes
+    at once, a database they could not reach, ... would show here); processes with none are left out."""
+    out = {}
+    for name, path in logs.items():
+        try:
+            n = sum(1 for line in path.read_text(errors="replace").splitlines() if PROBLEM.search(line))
+        except OSError:
+            continue
+        if n:
+            out[name] = n
+    return out
 
 
 def count(kind, n, posts, out, routed, by_token, by_addr, flood, cpu, load_t0, killed) -> dict:
@@ -554,6 +573,8 @@ def kill_figures(posts, post_of, answers, final, by_token, killed) -> dict:
 
 
 def fmt(v) -> str:
+    if v is None:
+        return "—"
     if isinstance(v, float):
         return "—" if v != v else f"{v:,.1f}"
     if isinstance(v, dict):
@@ -574,6 +595,7 @@ ROWS = [
     ("answers per replica (sender)", lambda r: fmt(r["answered_per_replica"])),
     ("chats routed to >1 replica (nginx log) / answered by >1", lambda r: f"{r.get('chats_routed_to_several', '—')} / {r['chats_answered_by_several']}"),
     ("empty $chat keys / keys that are not the chat", lambda r: f"{r.get('empty_chat_key', '—')} / {r.get('key_not_chat', '—')}"),
+    ("warnings, errors, tracebacks in the bots' logs", lambda r: fmt(r["log_problems"]) if r["log_problems"] else "0"),
     ("CPU s (per process)", lambda r: fmt(r["cpu_s"])),
     ("CPU ms per reply, all processes", "cpu_ms_per_reply"),
 ]
@@ -625,10 +647,11 @@ def kill_report(results: dict[str, dict], n: int) -> None:
             ("other replicas' chats that moved (ever)", k.get("other_chats_that_moved", "—")),
             ("started again; listening after (s)", k.get("listened_again_after_s", "not restarted")),
             ("its chats' updates after that went to", fmt(k.get("dead_chats_updates_after_restart", "—"))),
-            ("first of them back on replica 1, s after it listened", k.get("first_back_on_it_s", "—")),
+            ("first of them back on replica 1, s after it listened", fmt(k.get("first_back_on_it_s"))),
             ("updates per replica (nginx log)", fmt(k.get("got_per_replica", {}))),
             ("latency p50 / p95 / p99 (ms)", f"{k['p50_ms']:,.0f} / {k['p95_ms']:,.0f} / {k['p99_ms']:,.0f}"),
             ("429s from the fake", k["flood_429s"]),
+            ("warnings, errors, tracebacks in the bots' logs", fmt(k["log_problems"]) if k["log_problems"] else "0"),
         ]
         for label, v in lines:
             print(f"  {label:58s} {v}")
@@ -644,6 +667,8 @@ def ok(results: dict[str, dict]) -> list[str]:
                            f"{r['duplicates']} answered twice")
             if r.get("chats_routed_to_several") or r["chats_answered_by_several"]:
                 bad.append(f"{kind}: chats reached more than one replica")
+            if r["log_problems"]:
+                bad.append(f"{kind}: warnings or errors in the logs of {fmt(r['log_problems'])} (--keep keeps them)")
             if r.get("empty_chat_key") or r.get("key_not_chat"):
                 bad.append(f"{kind}: nginx's $chat was empty or not the chat ({r.get('empty_chat_key')} / {r.get('key_not_chat')})")
             if kind == "replicas" and len(r.get("got_per_replica", {})) < 2:
