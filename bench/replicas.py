@@ -544,7 +544,10 @@ def kill_figures(posts, post_of, answers, final, by_token, killed) -> dict:
     dead = "replica 1"
 
     def routed(lo: float, hi: float) -> dict[int, set[str]]:
-        return replicas_per_chat((p.chat, final[p.update]) for p in posts if p.update in final and lo <= p.sent < hi)
+        # posts that took one try only: one on its way to the replica as it died got 502 and was posted again
+        # (seconds later, to another replica), so it says nothing about where its chat was routed before
+        return replicas_per_chat((p.chat, final[p.update]) for p in posts
+                                 if p.update in final and lo <= p.sent < hi and len(p.statuses) == 1)
 
     before, down, back = routed(0.0, t), routed(t + 0.5, up), routed(up, float("inf"))
     dead_chats = {c for c, r in before.items() if r == {dead}}
