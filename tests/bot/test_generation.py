@@ -25,12 +25,14 @@ class StandIn:
         self.fail = fail
         self.hold: threading.Event | None = None
         self.holding = threading.Event()
+        self.finished = 0  # batches that came back
 
     def generate(self, requests: list[Request]) -> list[Result]:
         self.batches.append([r.seed for r in requests])
         if self.hold is not None:
             self.holding.set()
             self.hold.wait(10)
+        self.finished += 1
         if self.fail is not None:
             raise self.fail
         return [Result(f"{self.name}:{r.seed}", r.seed, "line", 1) for r in requests]
@@ -195,7 +197,8 @@ async def test_a_stop_that_outlasts_its_timeout_gives_up_on_the_workers(caplog):
     asked = asyncio.ensure_future(service.generate([("alpha", Request(1))]))
     await _holding(a)
     try:
-        await asyncio.wait_for(service.stop(timeout=0.05), 5)  # the bot's stop goes on
+        await asyncio.wait_for(service.stop(timeout=0.05), 5)
+        assert a.finished == 0  # the bot's stop went on without waiting for the batch
         assert caplog.messages == ["generation did not finish within 0.05 s; killing its workers"]
     finally:
         a.hold.set()
