@@ -4,6 +4,7 @@ end to end: test_subscriptions.py."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
-from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TimedOut
 
 from bot.catalog import Catalog
 from bot.health import Status
@@ -162,8 +163,9 @@ async def test_a_delivery_more_than_six_hours_late_is_skipped_for_the_next_day(w
     assert [chat for chat, _, _ in bot.sent] == [5]
     await scheduler.store.subscribe(6, "alpha", time(9, 0), datetime(2024, 5, 1, 8, 0, tzinfo=UTC))
     clock.now = NINE + timedelta(hours=6, seconds=1)  # ...a second more does not: skipped, not sent
-    await scheduler.deliver(bot)
+    assert await scheduler.deliver(bot) == 1
     assert [chat for chat, _, _ in bot.sent] == [5] and scheduler.stats.skipped == 1
+    assert scheduler.stats.delivered == 1
     [sub] = await scheduler.store.of_chat(6)
     assert sub.due_date.isoformat() == "2024-05-02"
 
@@ -175,6 +177,9 @@ async def test_when_generation_fails_the_rows_stay_due_and_go_out_later(world):
     generator.fail = RuntimeError("the generation worker died twice on this batch")
     assert await scheduler.deliver(bot) == 1 and bot.sent == [] and scheduler.stats.failed == 1
     clock.now = NINE + timedelta(minutes=1)
+    generator.fail = RuntimeError("again")
+    assert await scheduler.deliver(bot) == 1 and scheduler.stats.failed == 2
+    clock.now = NINE + timedelta(minutes=3)  # then 2 minutes later
     await scheduler.deliver(bot)
     assert [chat for chat, _, _ in bot.sent] == [5]
 
@@ -192,3 +197,60 @@ def test_a_lost_database_connection_is_told_from_other_database_errors():
     assert not connection_lost(locked) and database_error(locked)
     assert not connection_lost(PgError("23505")) and not database_error(PgError("23505"))  # not the database's
     assert not connection_lost(ValueError("x")) and not database_error(ValueError("x"))
+    assert database_error(ConnectionRefusedError()) and database_error(PgError("08006"))
+
+
+async def test_a_group_that_became_a_supergroup_gets_its_proverb_at_the_new_id(world):
+    scheduler, clock, bot, _ = world
+    await scheduler.store.subscribe(-100, "alpha", time(9, 0), clock())
+    clock.now = NINE
+    bot.faults[-100] = ChatMigrated(-100200)
+    assert await scheduler.deliver(bot) == 1 and bot.sent == []  # handled: the next run goes at once
+    assert await scheduler.store.of_chat(-100) == []
+    [moved] = await scheduler.store.of_chat(-100200)
+    assert moved.due_date.isoformat() == "2024-05-01"  # still due today
+    assert await scheduler.deliver(bot) == 1 and [chat for chat, _, _ in bot.sent] == [-100200]
+
+
+async def test_a_proverb_sent_but_not_recorded_is_recorded_later_never_sent_again(world, monkeypatch):
+    scheduler, clock, bot, _ = world
+    await scheduler.store.subscribe(5, "beta", time(9, 0), clock())
+    clock.now = NINE
+    real = scheduler.store.delivered
+    failures = [OperationalError("UPDATE subscriptions ...", {}, sqlite3.OperationalError("database is locked"))]
+
+    async def flaky(subs, now):  # the write after Telegram's answer fails once
+        if failures:
+            raise failures.pop()
+        await real(subs, now)
+
+    monkeypatch.setattr(scheduler.store, "delivered", flaky)
+    # sent, not recorded: the row stays due, and the run's next look at it records it without sending it again
+    assert await scheduler.deliver(bot) == 1 and failures == []
+    assert await scheduler.deliver(bot) == 0
+    assert len(bot.sent) == 1 and scheduler.stats.delivered == 1
+    [sub] = await scheduler.store.of_chat(5)
+    assert sub.last_date.isoformat() == "2024-05-01" and sub.due_date.isoformat() == "2024-05-02"
+
+
+async def test_a_second_process_stands_by_until_the_delivering_one_s_lease_runs_out(world, caplog):
+    first, clock, bot, generator = world  # poll_interval 60 s: a lease lasts 3 minutes
+    second = Scheduler(first.url, first.catalog, generator, Status(), clock, chunk=2, concurrency=2)
+    second.store = await Store.open(first.url)
+    try:
+        await first.store.subscribe(5, "alpha", time(9, 0), clock())
+        await first.store.subscribe(6, "alpha", time(9, 2), clock())
+        clock.now = NINE
+        await first.deliver(bot)  # the first process delivers, and holds the lease until 09:03
+        clock.now = NINE + timedelta(seconds=179)  # chat 6 is due, but the lease is the first one's
+        with caplog.at_level(logging.WARNING, logger="bot.subscriptions.scheduler"):
+            assert await second.deliver(bot) == 0 and await second.deliver(bot) == 0
+            assert [chat for chat, _, _ in bot.sent] == [5]
+            clock.now = NINE + timedelta(seconds=180)  # the first one stopped renewing (killed): taken over
+            assert await second.deliver(bot) == 1
+        assert [chat for chat, _, _ in bot.sent] == [5, 6]
+        assert caplog.messages == [  # said once, not at every tick
+            f"daily deliveries: {first.holder} delivers them (lease until 2024-05-01 09:03:00 UTC); this process "
+            f"stands by and takes over if that one stops", f"daily deliveries: taken over from {first.holder}"]
+    finally:
+        await second.store.close()
