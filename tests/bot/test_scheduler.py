@@ -25,7 +25,8 @@ NINE = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 def _catalog(*names: str) -> Catalog:
-    bundles = {n: Bundle(Path(f"/nonexistent/{n}"), {"name": n}, Charset.from_text("абв"), None, None) for n in names}
+    charset = Charset.from_text("абв")
+    bundles = {n: Bundle(Path(f"/nonexistent/{n}"), {"name": n}, charset, None, None) for n in names}
     return Catalog(bundles, {n: n for n in names}, {n: f"{n}-digest" for n in names})
 
 
