@@ -157,7 +157,7 @@ class TelegramLimiter(BaseRateLimiter):
         self._overall: Window | None = None
         self._chats: dict[int | str, Window] = {}
         self._resume: asyncio.Event | None = None
-        self._clock = {"clock": clock, "sleep": sleep}  # for the windows (tests pass a fake pair)
+        self._clock = {"clock": clock, "sleep": sleep}  # for the windows and the retry waits (tests pass a fake pair)
         self.retries = 0  # how many times a request was retried (for benches and logs)
 
     async def initialize(self) -> None:
@@ -219,7 +219,7 @@ class TelegramLimiter(BaseRateLimiter):
                 log.info("Telegram asked to wait %.1f s (%s); pausing all requests", pause, endpoint)
                 if self._resume.is_set():
                     self._resume.clear()
-                    await asyncio.sleep(pause)
+                    await self._clock["sleep"](pause)
                     self._resume.set()
             except BadRequest:
                 raise  # our own mistake (a 400): retrying cannot help
@@ -230,6 +230,6 @@ class TelegramLimiter(BaseRateLimiter):
                     raise  # it may have been delivered: never sent twice
                 delay = min(self.backoff * 2**attempt, 10.0)
                 log.warning("%s failed (%s); retry %d of %d in %.1f s", endpoint, exc, attempt + 1, max_retries, delay)
-                await asyncio.sleep(delay)
+                await self._clock["sleep"](delay)
             attempt += 1
             self.retries += 1

@@ -1,16 +1,13 @@
-"""The bot's pure parts: argument parsing, reply length, limits, log scrubbing, texts."""
+"""The bot's pure parts: argument parsing, reply length, log scrubbing, texts (limits: test_limits.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-import time
 
 import pytest
 
 from bot.commands import ArgError, ProverbArgs, command_entity_length, entity_command, parse_args, replay_command
-from bot.limits import TelegramLimiter, UserRateLimiter, Window
 from bot.logs import REDACTED, Redactor, RedactingFormatter
 from bot.replies import TELEGRAM_LIMIT, fit, proverb_reply
 from bot.texts import TEXTS, lang_of
@@ -51,104 +48,6 @@ def test_replies_fit_telegram():
     assert len(reply) <= TELEGRAM_LIMIT and reply.endswith("…\n\n/sufi seed=1")
     assert fit("короткий текст") == "короткий текст"
     assert proverb_reply(Result("", 3, "line", 6), "/sufi seed=3") == "…\n\n/sufi seed=3"
-
-
-def test_user_rate_limiter():
-    lim = UserRateLimiter(limit=2, period=10)
-    assert lim.check(1, now=0) == 0 and lim.check(1, now=1) == 0
-    assert lim.check(1, now=2) == pytest.approx(8)
-    assert lim.check(2, now=2) == 0  # others are not affected
-    assert lim.should_warn(1, now=2) and not lim.should_warn(1, now=3)
-    assert lim.check(1, now=10.5) == 0
-    assert UserRateLimiter(0, 10).check(1) == 0  # 0 turns it off
-
-
-def test_the_user_limiter_forgets_idle_users_but_not_active_ones():
-    lim = UserRateLimiter(limit=1, period=10)
-    lim.should_warn(1, now=0)
-    for uid in range(10_001):  # the 10,001st user makes it look for idle ones: none yet
-        lim.check(uid, now=0)
-    assert len(lim._times) == 10_001
-    lim.check(20_000, now=5)  # asks at 5, and is warned
-    assert lim.should_warn(20_000, now=5)
-    lim.check(30_000, now=11)  # everyone who asked at 0 is idle now: forgotten, memory stays flat
-    assert set(lim._times) == {20_000, 30_000} and set(lim._warned) == {20_000}
-    # the active user is still limited, and not warned twice in one window
-    assert lim.check(20_000, now=12) == pytest.approx(3)
-    assert not lim.should_warn(20_000, now=12)
-
-
-class FakeTime:
-    """A monotonic clock and a sleep that only moves it (and notes each wait): limits without waiting."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += max(seconds, 1e-6)  # time passes, as it does for real (a sleep of 1e-15 s would not move 63.0)
-
-
-async def _sent() -> bool:
-    return True
-
-
-async def test_a_group_gets_20_messages_a_minute_and_a_private_chat_one_a_second():
-    t = FakeTime()
-    lim = TelegramLimiter(overall_rate=10_000, clock=t.clock, sleep=t.sleep)
-
-    async def send(chat_id: int) -> None:
-        await lim.process_request(_sent, (), {}, "sendMessage", {"chat_id": chat_id}, None)
-
-    for _ in range(20):
-        await send(-100)
-    assert sum(t.waits) == 0  # 20 in the first instant
-    await send(-100)  # the 21st waits for the minute to pass (5 % margin)
-    assert sum(t.waits) == pytest.approx(63.0, abs=1e-3)
-    t.waits.clear()
-    await send(7)
-    await send(7)  # a private chat: one a second
-    assert sum(t.waits) == pytest.approx(1.05, abs=1e-3)
-
-
-async def test_the_outgoing_limiter_forgets_idle_chats_but_keeps_a_busy_ones_window():
-    t = FakeTime()
-    lim = TelegramLimiter(overall_rate=10_000, clock=t.clock, sleep=t.sleep)
-
-    async def send(chat_id: int) -> None:
-        await lim.process_request(_sent, (), {}, "sendMessage", {"chat_id": chat_id}, None)
-
-    for chat in range(1, 4098):
-        await send(chat)
-    t.now += 10  # all idle now, but for chat 1, which sends again
-    await send(1)
-    t.waits.clear()
-    await send(99_999)  # a new chat: the idle windows go
-    assert set(lim._chats) == {1, 99_999}
-    await send(1)  # chat 1 kept its window: its second message in a second waits
-    assert sum(t.waits) == pytest.approx(1.05, abs=1e-3)
-
-
-async def test_window_keeps_any_period_under_the_limit():
-    w = Window(limit=2, period=0.2)
-    spans: list[tuple[float, float]] = []  # (entered the slot, left it)
-
-    async def send():
-        async with w.slot():
-            entered = time.monotonic()
-            await asyncio.sleep(0.01)  # the request in flight counts too
-            spans.append((entered, time.monotonic()))
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(send() for _ in range(6)))
-    spans.sort()
-    # the third message starts a full period after the first one finished, and so on
-    assert all(spans[i + 2][0] - spans[i][1] >= 0.2 for i in range(len(spans) - 2))
-    assert time.monotonic() - t0 < 5.0
 
 
 def test_redaction_covers_messages_args_and_tracebacks():
