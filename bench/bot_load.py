@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot.fakeapi when run as a script
 
 from bot.app import build_application, run  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.settings import BotSettings  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI, message, serve_over_pipe  # noqa: E402
 
 TOKEN = "1000:bench-token"
@@ -160,7 +160,7 @@ class Run:
                            kwargs={"flood_limits": self.limiter, "api_class": OpenLoopAPI if self.open_loop else None})
         fake.start()
         port = conn.recv()
-        settings = Settings(
+        settings = BotSettings(
             _env_file=None, bot_token=TOKEN, bot_api_base_url=f"http://127.0.0.1:{port}/bot", models_dir=self.models_dir,
             user_rate_limit=0, outgoing_rate_limit=self.limiter, heartbeat_file=None, log_level="WARNING",
             poll_timeout=10, max_retries=10, batch_size=self.batch_size, generation_processes=self.processes,

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bot_load import build_tiny_models  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.settings import BotSettings  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI  # noqa: E402
 
 TOKEN = "1000:faults-bench-token"
@@ -78,7 +78,7 @@ class Bot:
 
     def __init__(self, api: FakeBotAPI, models: Path, work: Path, **env: str):
         self.api, self.work = api, work
-        self.env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+        self.env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
         self.env.update(PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", MODELS_DIR=str(models), BOT_TOKEN=TOKEN,
                         BOT_API_BASE_URL=api.base_url, HEARTBEAT_FILE=str(work / "bot.heartbeat"), POLL_TIMEOUT="2",
                         DATA_DIR=str(work / "data"), USER_RATE_LIMIT="0", PYTHONUNBUFFERED="1",

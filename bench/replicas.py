@@ -54,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot when run as a script
 
-from bot.settings import Settings  # noqa: E402
+from bot.settings import BotSettings  # noqa: E402
 from charlm import find_bundles  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI, message, user  # noqa: E402
 
@@ -244,7 +244,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float, what: str, proc
 
 def bot_env(api: FakeBotAPI, token: str, models: Path, work: Path, port: int, url: str, rate: float,
             delivery: bool, workers: int, limiter: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
     work.mkdir(parents=True, exist_ok=True)
     env.update({
         "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3",

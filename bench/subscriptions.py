@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))  # for bot, charlm and tests.bot.fakeapi when run 
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from bot.settings import Settings  # noqa: E402
+from bot.settings import BotSettings  # noqa: E402
 from bot.subscriptions.schema import chats, subscriptions  # noqa: E402
 from bot.subscriptions.db import database_url  # noqa: E402
 from bot.subscriptions.store import RANDOM, Store  # noqa: E402
@@ -104,7 +104,7 @@ def max_in_window(times: list[float], period: float = 1.0) -> int:
 
 def bot_env(api: FakeBotAPI, models_dir: Path, data_dir: Path, tmp: Path, rate: int, concurrency: int,
             url: str | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
     if url:
         env["DATABASE_URL"] = url
     env.update({
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = p.parse_args(argv)
     rate = args.rate or (FAST_RATE if args.fast else 30)
-    concurrency = args.concurrency or (64 if rate > 30 else Settings.model_fields["subscription_concurrency"].default)
+    concurrency = args.concurrency or (64 if rate > 30 else BotSettings.model_fields["subscription_concurrency"].default)
     mode = f"fast (fake allows {rate}/s overall)" if rate > 30 else f"Telegram's limits ({rate}/s overall)"
 
     with tempfile.TemporaryDirectory(prefix="bench-subs-") as tmp_name:

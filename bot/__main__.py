@@ -14,7 +14,7 @@ from .errors import StartupError
 from .logs import REDACTOR, setup_logging
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from .settings import BotSettings
 
 # The heavy imports (numpy and charlm, python-telegram-bot, the database's) are made by the commands that
 # need them: `run` starts its generation workers before making them (see cmd_run).
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_health(settings, args.max_age)
 
 
-def cmd_run(settings: Settings) -> int:
+def cmd_run(settings: BotSettings) -> int:
     if not settings.token:
         if sys.stdin.isatty():
             print("BOT_TOKEN is not set, so no Telegram: talking in the terminal instead (python -m bot chat).", file=sys.stderr)
@@ -143,7 +143,7 @@ def _not_startup_failure(record: logging.LogRecord) -> bool:
     return not ("Bootstrap" in record.getMessage() or isinstance(exc, (InvalidToken, Conflict)))
 
 
-def cmd_chat(settings: Settings, lang: str) -> int:
+def cmd_chat(settings: BotSettings, lang: str) -> int:
     import asyncio
 
     from .console import chat
@@ -158,7 +158,7 @@ def cmd_chat(settings: Settings, lang: str) -> int:
         return 130
 
 
-def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_generate(settings: BotSettings, args: argparse.Namespace) -> int:
     import secrets as _secrets
 
     from charlm import BundleError, CharsetError, Request
@@ -220,7 +220,7 @@ def _find_bundle(models_dir: Path, name: str):
     raise StartupError(f"no bundle {name!r} in {models_dir}; there are: {', '.join(sorted(names))}")
 
 
-def cmd_check(settings: Settings) -> int:
+def cmd_check(settings: BotSettings) -> int:
     from .app import reserved_commands
     from .catalog import survey_bundles
 
@@ -250,7 +250,7 @@ def cmd_check(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
+def cmd_stats(settings: BotSettings, as_json: bool, top: int) -> int:
     import asyncio
 
     from sqlalchemy.exc import SQLAlchemyError
@@ -284,7 +284,7 @@ def cmd_stats(settings: Settings, as_json: bool, top: int) -> int:
     return 0
 
 
-def cmd_health(settings: Settings, max_age: float | None) -> int:
+def cmd_health(settings: BotSettings, max_age: float | None) -> int:
     from .health import check
 
     ok, line = check(settings.heartbeat_file, max_age if max_age is not None else 4 * settings.heartbeat_interval)

@@ -39,7 +39,7 @@ from .journal import CURRENT_UPDATE, REDELIVERED, Journal, JournalError, WireMar
 from .limits import TelegramLimiter, UserRateLimiter
 from .logs import REDACTOR
 from .polling import PollingBot, read_update
-from .settings import Settings
+from .settings import BotSettings
 from .subscriptions import handlers as daily
 from .subscriptions import texts as daily_texts
 from .subscriptions.db import database_url
@@ -60,7 +60,7 @@ ALLOWED_UPDATES = ["message", "inline_query", "callback_query", "my_chat_member"
 class Parts:
     """What the root builds, once: handlers reach it through BotContext, startup and shutdown through the app."""
 
-    settings: Settings
+    settings: BotSettings
     catalog: Catalog
     generator: GenerationService
     users: UserRateLimiter  # the per-user limit on requests
@@ -102,7 +102,7 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         return self.application.parts
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> BotSettings:
         return self.parts.settings
 
     @property
@@ -165,7 +165,7 @@ def menu(catalog: Catalog) -> list[MenuEntry]:
 
 
 def build_application(
-    settings: Settings,
+    settings: BotSettings,
     request: BaseRequest | None = None,
     token: str | None = None,
     clock: Callable[[], datetime] = utcnow,
@@ -230,7 +230,7 @@ def build_application(
     return app
 
 
-def make_bot(settings: Settings, token: str, request: BaseRequest | None, wire: WireMarks) -> PollingBot:
+def make_bot(settings: BotSettings, token: str, request: BaseRequest | None, wire: WireMarks) -> PollingBot:
     """The Telegram client: HTTP transport with the settings' timeouts, and the outgoing flood limits."""
     if request is not None:
         return PollingBot(token, base_url=settings.bot_api_base_url, request=request, get_updates_request=request)

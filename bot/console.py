@@ -24,7 +24,7 @@ from telegram.request import BaseRequest, RequestData
 
 from .app import build_application
 from .commands import command_entity_length
-from .settings import Settings
+from .settings import BotSettings
 
 CONSOLE_TOKEN = "0:console"  # never leaves the process: ConsoleRequest answers every call
 BOT_USER = {"id": 1, "is_bot": True, "first_name": "Proverbs", "username": "proverbs_bot",
@@ -174,13 +174,13 @@ def _reader(stdin: TextIO, interactive: bool) -> Callable[[str], Awaitable[str]]
     return next_line
 
 
-def console_settings(settings: Settings) -> Settings:
+def console_settings(settings: BotSettings) -> BotSettings:
     """The settings for one person at a keyboard: no heartbeat, no per-user limit, and generation in a thread
     (it starts faster than a worker process)."""
     return settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0, "generation_processes": 0})
 
 
-async def chat(settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, lang: str = "ru") -> int:
+async def chat(settings: BotSettings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, lang: str = "ru") -> int:
     """Read lines until end of input or /quit, answering each through the bot's own handlers; -> exit status.
 
     A number presses that button under the last message that has buttons. StartupError (one line) when the

@@ -22,7 +22,7 @@ from .votes import Ballot
 
 if TYPE_CHECKING:
     from .app import BotContext
-    from .settings import Settings
+    from .settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def on_press(update: Update, context: BotContext) -> None:
         await vote(update, context, press, prefix, lang)
 
 
-def valid_prefix(catalog: Catalog, settings: Settings, name: str, prefix: str) -> bool:
+def valid_prefix(catalog: Catalog, settings: BotSettings, name: str, prefix: str) -> bool:
     """A prefix this bot could have put in a button: normalized, not too long, every character known to the model."""
     return (normalize_prefix(prefix) == prefix and len(prefix) <= settings.max_prefix_length
             and not catalog.bundles[name].charset.unknown(prefix))

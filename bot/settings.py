@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-class Settings(BaseSettings):
+class BotSettings(BaseSettings):
     """Everything the bot can be told; field NAME is read from the environment variable NAME (any case)."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -116,9 +116,9 @@ class Settings(BaseSettings):
         return [s for s in out if s]
 
 
-def load_settings(**overrides) -> Settings:
-    """Settings from the environment / `.env`, with keyword overrides (tests and CLI flags)."""
-    return Settings(**overrides)
+def load_settings(**overrides) -> BotSettings:
+    """The bot's settings from the environment / `.env`, with keyword overrides (tests and CLI flags)."""
+    return BotSettings(**overrides)
 
 
 def describe_error(e: ValidationError) -> str:

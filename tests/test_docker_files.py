@@ -136,13 +136,13 @@ def test_the_build_context_is_what_the_dockerfile_copies():
 
 
 def test_image_settings_are_bot_settings():
-    from bot.settings import Settings
+    from bot.settings import BotSettings
 
     env = {}
     for ins, args in stages()["bot"]:
         if ins == "ENV":
             env.update(dict(kv.split("=", 1) for kv in args.split()))
-    fields = {f.upper() for f in Settings.model_fields}
+    fields = {f.upper() for f in BotSettings.model_fields}
     # DATA_DIR is for the subscriptions database; every other name must be a setting the bot reads
     unknown = set(env) - fields - {"DATA_DIR"}
     assert not unknown, f"the bot reads no such setting: {sorted(unknown)}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_application, run
-from bot.settings import Settings
+from bot.settings import BotSettings
 from bot.subscriptions.timing import utcnow
 
 from . import postgres as pg
@@ -53,7 +53,7 @@ def database(request) -> str | None:
 BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 
 
-def launch(api, settings: Settings, clock=utcnow) -> "RunningBot":
+def launch(api, settings: BotSettings, clock=utcnow) -> "RunningBot":
     """Start a RunningBot on `settings` and wait for its first poll (or webhook) after this call."""
     ready = "setWebhook" if settings.webhook_url else "getUpdates"
     before = len(api.calls_of(ready))
@@ -67,7 +67,7 @@ def launch(api, settings: Settings, clock=utcnow) -> "RunningBot":
 class RunningBot:
     """The real Application, built by bot.app and served by bot.app.run, in a thread of this process."""
 
-    def __init__(self, settings: Settings, clock=utcnow):
+    def __init__(self, settings: BotSettings, clock=utcnow):
         self.settings = settings
         self.app = build_application(settings, clock=clock)
         self.parts = self.app.parts
@@ -95,8 +95,8 @@ class RunningBot:
             raise self.error
 
 
-def bot_settings(api: FakeBotAPI, models_dir: Path, tmp_path: Path, **overrides) -> Settings:
-    """Settings for a bot talking to `api`, quick to start and stop, no per-user limit unless asked."""
+def bot_settings(api: FakeBotAPI, models_dir: Path, tmp_path: Path, **overrides) -> BotSettings:
+    """BotSettings for a bot talking to `api`, quick to start and stop, no per-user limit unless asked."""
     values = dict(
         bot_token=TOKEN, bot_api_base_url=api.base_url, models_dir=models_dir, poll_timeout=2,
         heartbeat_file=tmp_path / "bot.heartbeat", user_rate_limit=0, typing_delay=5.0, max_retries=3,
@@ -106,7 +106,7 @@ def bot_settings(api: FakeBotAPI, models_dir: Path, tmp_path: Path, **overrides)
         generation_processes=0,
     )
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return BotSettings(_env_file=None, **values)
 
 
 def bot_starter(api, models_dir: Path, tmp_path: Path, clock=utcnow, **defaults):
@@ -134,7 +134,7 @@ def start_bot(api, tiny_models, tmp_path):
 
 def bot_env(api: FakeBotAPI | None, models_dir: Path, tmp_path: Path, **extra: str) -> dict:
     """Environment for `python -m bot` as a subprocess (no .env, no inherited bot settings)."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
     env.update({
         "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "MODELS_DIR": str(models_dir),
         "HEARTBEAT_FILE": str(tmp_path / "bot.heartbeat"), "POLL_TIMEOUT": "2", "PYTHONUNBUFFERED": "1",
