@@ -3,12 +3,10 @@ test sets; and the my_chat_member handler's decision. (End to end, with the fake
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, time, timezone
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.error import ChatMigrated
 
@@ -70,26 +68,6 @@ async def test_a_chat_that_became_a_supergroup_gets_its_proverb_at_the_new_id(wo
     assert moved.culture == "alpha" and moved.due_date.isoformat() == "2024-05-01"  # still due today
     await scheduler.deliver(bot)
     assert [chat for chat, _ in bot.sent] == [-100200]
-
-
-async def test_a_proverb_sent_but_not_recorded_is_recorded_later_never_sent_again(world, monkeypatch):
-    scheduler, clock, bot = world
-    await scheduler.store.subscribe(5, "beta", time(9, 0), clock())
-    clock.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-    real = scheduler.store.delivered
-    failures = [OperationalError("UPDATE subscriptions ...", {}, sqlite3.OperationalError("database is locked"))]
-
-    async def flaky(subs, now):  # the write after Telegram's answer fails once
-        if failures:
-            raise failures.pop()
-        await real(subs, now)
-
-    monkeypatch.setattr(scheduler.store, "delivered", flaky)
-    await scheduler.deliver(bot)  # sent; the row stays due until a later look at it records it
-    await scheduler.deliver(bot)  # (by this run at the latest) recorded, and not sent again
-    assert len(bot.sent) == 1 and failures == []
-    [sub] = await scheduler.store.of_chat(5)
-    assert sub.last_date.isoformat() == "2024-05-01" and sub.due_date.isoformat() == "2024-05-02"
 
 
 async def test_a_new_time_zone_moves_the_next_delivery(world):
