@@ -63,6 +63,7 @@ class GenerationService:
         self._pool = pool if processes else None
         self.stats = BatchStats()
         self._queue: list[_Item] = []
+        self._in_flight: dict[int, _Item] = {}  # id -> item, in batches being generated
         self._wake: asyncio.Event | None = None
         self._workers: list[asyncio.Task] = []
         self._executor: Executor | None = None
@@ -136,6 +137,12 @@ class GenerationService:
             for task in pending:
                 task.cancel()
             kill(executor)
+            # their askers would otherwise wait forever: the batches given up on, and what was queued behind them
+            for item in [*self._in_flight.values(), *self._queue]:
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("the generation service stopped before this proverb was made"))
+            self._in_flight.clear()
+            self._queue = []
         else:  # off the event loop: joining the processes takes a while
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
 
@@ -173,6 +180,7 @@ class GenerationService:
             if not batch:
                 continue
             name, requests = batch[0].bundle, [item.request for item in batch]  # one bundle (`_take`)
+            self._in_flight.update((id(item), item) for item in batch)
             t0 = time.perf_counter()
             if self.processes:
                 jobs = [(name, requests)]
@@ -201,6 +209,8 @@ class GenerationService:
             self.stats.requests += len(batch)
             self.stats.largest = max(self.stats.largest, len(batch))
             (outcome,) = outcomes
+            for item in batch:
+                self._in_flight.pop(id(item), None)
             for k, item in enumerate(batch):
                 if item.future.done():  # the asker gave up (cancelled)
                     continue

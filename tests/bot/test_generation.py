@@ -221,10 +221,16 @@ async def test_a_stop_that_outlasts_its_timeout_gives_up_on_the_workers(caplog):
     service = _service(a)
     asked = asyncio.ensure_future(service.generate([("alpha", Request(1))]))
     await _holding(a)
+    queued = asyncio.ensure_future(service.generate([("alpha", Request(2))]))  # behind the batch that hangs
+    await asyncio.sleep(0)
     try:
         await asyncio.wait_for(service.stop(timeout=0.05), 5)
         assert a.finished == 0  # the bot's stop went on without waiting for the batch
         assert caplog.messages == ["generation did not finish within 0.05 s; killing its workers"]
+        for waiting in (asked, queued):  # and nobody waits forever for a proverb that will never come
+            with pytest.raises(RuntimeError, match="stopped before this proverb was made"):
+                await asyncio.wait_for(waiting, 1)
     finally:
         a.hold.set()
         asked.cancel()
+        queued.cancel()
