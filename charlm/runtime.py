@@ -40,7 +40,8 @@ _TOPS = {b: np.float32(2**b) for b in range(25)}  # made once: a numpy scalar co
 # From this many rows, one gemm for the batch; below, one gemv per row. Free to choose because the result is
 # the same bits either way (exact sums). Why 7: OpenBLAS' sgemm packs the whole weight matrix on every call,
 # so at (B, 384) @ (384, 1536) on one thread it took 154 / 163 / 206 / 463 us at B = 2 / 4 / 8 / 32 against
-# 61 / 119 / 236 / 937 us for B gemvs (runs/q-style micro benchmark, this machine, OpenBLAS 0.3.31 Haswell).
+# 61 / 119 / 236 / 937 us for B gemvs (timeit of `a @ q` against per-row matmul on the development machine,
+# OpenBLAS 0.3.31, SkylakeX kernels).
 GEMM_ROWS = 7
 
 
@@ -146,6 +147,7 @@ def product(x: np.ndarray, w: Exact) -> np.ndarray:
         out *= w.unit_step  # exact: powers of two
         return out
     _, e = np.frexp(np.abs(x).max(axis=1))  # (B,): each row's bound, |x| <= 2**e (e = 0 for a zero row)
+    np.maximum(e, w.bits - 127, out=e)  # a row below 2**-119 rounds to zeros rather than overflow the scale
     a = x * np.ldexp(np.float32(1), w.bits - e)[:, None].astype(np.float32)  # |a| <= 2**bits, exact scaling
     np.rint(a, out=a)
     out = _whole(a, w.q)
