@@ -4,9 +4,13 @@ a quiet TensorFlow, and Ctrl-C as one line. Standard library only: it runs befor
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
+import tempfile
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -59,8 +63,56 @@ def ranged(kind, low=None, high=None, low_open=False, high_open=False):
 def quiet_tensorflow() -> None:
     """No TensorFlow/absl start-up lines (CPU feature notes, absl's pre-init warning) on a normal run.
 
-    Set before TensorFlow is imported; TF_CPP_MIN_LOG_LEVEL=0 in the environment brings them back."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    Call before TensorFlow is imported; TF_CPP_MIN_LOG_LEVEL=0 in the environment brings them back. Why more
+    than the variable: TensorFlow 2.21 as installed here (tensorflow-cpu 2.21.0 wheels) writes "WARNING: All
+    log messages before absl::InitializeLog() ..." and an "I0000 ... oneDNN custom operations are on" line to
+    the C-level stderr while `import tensorflow` loads its libraries, even with TF_CPP_MIN_LOG_LEVEL=3. So
+    the first `import tensorflow` (directly, or through keras) runs with file descriptor 2 sent to a
+    temporary file, which is shown only if the import fails."""
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") == "0" or "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as the other finders do, and runs its package's code with fd 2 captured (once)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and no recursion: the real finders answer from here on
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                with _c_stderr_captured():
+                    run(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def _c_stderr_captured():
+    """Send file descriptor 2 (what C++ libraries write to) to a temporary file; replay it if the body raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            tmp.seek(0)
+            sys.stderr.write(tmp.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def fail(message, status: int = 2) -> int:

@@ -238,3 +238,20 @@ def test_a_one_line_corpus_trains_with_a_warning(tmp_path):
     assert "Traceback" not in p.stderr
     (warning,) = [l for l in lines(p.stderr) if l.startswith("warning:")]
     assert "held out" in warning and "one.txt" in warning
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_tensorflows_c_level_start_up_lines_are_hidden_unless_its_import_fails(tmp_path, fails):
+    # tensorflow-cpu 2.21 writes absl/oneDNN lines to fd 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says; a
+    # stand-in package does the same, and fails to load when `fails`: then what it wrote must be shown
+    pkg = tmp_path / "fake" / "tensorflow"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import os\nos.write(2, b'I0000 oneDNN custom operations are on\\n')\n"
+                                     + ("raise ImportError('libtensorflow.so: cannot open shared object file')\n" if fails else ""))
+    code = "from training.cli import quiet_tensorflow\nquiet_tensorflow()\nimport tensorflow\nprint('loaded')"
+    p = subprocess.run([sys.executable, "-c", code], env={**env(), "PYTHONPATH": f"{tmp_path / 'fake'}{os.pathsep}{ROOT}"},
+                       capture_output=True, text=True, timeout=60)
+    if fails:
+        assert p.returncode == 1 and "I0000 oneDNN" in p.stderr and "cannot open shared object file" in p.stderr
+    else:
+        assert p.returncode == 0 and p.stdout == "loaded\n" and p.stderr == ""
