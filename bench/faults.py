@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bot_load import build_tiny_models  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from tests.bot.fakeapi import FakeBotAPI  # noqa: E402
+from tests.bot.procs import cmdline, descendants  # noqa: E402
 
 TOKEN = "1000:faults-bench-token"
 ERROR_NOTICE = ("Что-то пошло не так", "Something went wrong")
@@ -372,30 +373,6 @@ def flip(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text()
-    except OSError:
-        return ""
 
 
 SCENARIOS = {

@@ -10,6 +10,7 @@ import pytest
 
 from .conftest import PYTHON, TOKEN, bot_env
 from .fakeapi import FakeBotAPI, message
+from .procs import cmdline, descendants
 
 SECRET_WORDS = "тайное-слово-пользователя"
 
@@ -161,27 +162,6 @@ def test_a_worker_that_died_while_idle_is_replaced_before_the_next_batch(tiny_mo
     assert result.text and deaths == 1
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc; Linux)."""
-    import os
-
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
@@ -196,7 +176,7 @@ def test_workers_end_with_the_bot_after_kill_9(tiny_models, tmp_path):
                                 cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             api.wait_for(lambda: api.calls_of("getUpdates"), 180, "the bot to poll")
-            below = _descendants(proc.pid)
+            below = descendants(proc.pid)
             assert len(below) >= 2, "expected the generation workers (and the resource tracker)"
             proc.kill()
             proc.wait(30)
@@ -216,7 +196,7 @@ def test_sigterm_ends_the_bot_within_its_grace_even_with_a_hung_worker(tiny_mode
                                 text=True)
         try:
             api.wait_for(lambda: api.calls_of("getUpdates"), 180, "the bot to poll")
-            workers = [p for p in _descendants(proc.pid) if "resource_tracker" not in open(f"/proc/{p}/cmdline").read()]
+            workers = [p for p in descendants(proc.pid) if "resource_tracker" not in cmdline(p)]
             for p in workers:
                 os.kill(p, signal.SIGSTOP)  # hung: neither working nor dying
             api.send_text(77, "/alpha")
@@ -226,7 +206,7 @@ def test_sigterm_ends_the_bot_within_its_grace_even_with_a_hung_worker(tiny_mode
         finally:
             if proc.poll() is None:
                 proc.kill()
-                for p in _descendants(proc.pid):
+                for p in descendants(proc.pid):
                     os.kill(p, signal.SIGKILL)
     assert proc.returncode != 0 and "STOP_GRACE" in err
 
