@@ -14,7 +14,6 @@ never sorted (see training.legacy.read_charset for the one trailing-newline rule
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from charlm import BundleError, load_bundle
 from charlm.bundle import NAME_RE, sha256_file
 from charlm.generate import start_context
 
-from .cli import fail
+from .cli import fail, quiet_tensorflow
 from .legacy import (
     HARD_SIGMOID_SCALE,
     LegacyImportError,
@@ -145,7 +144,7 @@ def import_legacy(
         "metrics": {},
         "epochs": epoch_from_name(weights_path),
     }
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     from .export import export_bundle  # imports Keras: only once every file has been checked
 
     export_bundle(to_keras(legacy), charset, dest, manifest, corpus_text=corpus_text)

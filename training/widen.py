@@ -11,7 +11,6 @@ characters/s, so re-learning the base's 2,900 steps from scratch would cost ~80 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from charlm import BundleError, load_bundle
 
-from .cli import fail
+from .cli import fail, quiet_tensorflow
 
 
 def _widen_lstm(old: list[np.ndarray], new: list[np.ndarray], in_old: int, u_old: int, u_new: int) -> list[np.ndarray]:
@@ -92,5 +91,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     sys.exit(main())
