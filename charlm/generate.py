@@ -10,7 +10,7 @@ from .charset import Charset
 from .novelty import NoveltyIndex
 from .proverb import Proverb
 from .runtime import Runtime
-from .sampling import Settings, choose, probabilities
+from .sampling import Cuts, Settings, choose
 from .text import END, display, normalize_prefix
 
 MAX_ATTEMPTS = 6  # a proverb that copies the corpus or comes out empty is resampled this many times at most
@@ -194,14 +194,14 @@ class _Sampler:
         self.top_k = np.array([s.top_k for s in settings], np.int64)
         self.top_p = np.array([s.top_p for s in settings], np.float64)
         self.draws = draws
-        self._rows: np.ndarray | None = None  # the rows the cut settings below are for
-        self._cut: tuple[np.ndarray, np.ndarray, np.ndarray] = (self.temp, self.top_k, self.top_p)
+        self._rows: np.ndarray | None = None  # the rows the cuts below are for
+        self._cuts: Cuts | None = None
 
     def sample(self, logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """logits (len(rows), V) of `rows` -> the chosen ids (len(rows),)."""
-        if rows is not self._rows:  # cut the settings once per set of rows (the active rows change rarely)
-            self._rows, self._cut = rows, (self.temp[rows], self.top_k[rows], self.top_p[rows])
-        return choose(probabilities(logits, *self._cut), self.draws.take(rows))
+        if rows is not self._rows:  # prepare the settings once per set of rows (the active rows change rarely)
+            self._rows, self._cuts = rows, Cuts(self.temp[rows], self.top_k[rows], self.top_p[rows])
+        return choose(self._cuts.probabilities(logits), self.draws.take(rows))
 
 
 def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str, str]]:

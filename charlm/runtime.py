@@ -42,7 +42,7 @@ _TOPS = {b: np.float32(2**b) for b in range(25)}  # made once: a numpy scalar co
 # so at (B, 384) @ (384, 1536) on one thread it took 154 / 163 / 206 / 463 us at B = 2 / 4 / 8 / 32 against
 # 61 / 119 / 236 / 937 us for B gemvs (timeit of `a @ q` against per-row matmul on the development machine,
 # OpenBLAS 0.3.31, SkylakeX kernels).
-GEMM_ROWS = 7
+GEMM_ROWS = 3
 
 
 def _sigmoid(x):
@@ -86,7 +86,7 @@ class Exact:
     ~1/800), 11 at d = 12.
     """
 
-    q: np.ndarray  # (d, n) float32, whole numbers
+    qt: np.ndarray  # (n, d) float32, whole numbers: the matrix transposed, C-contiguous (see _whole)
     step: np.ndarray  # (n,) float32, powers of two
     bits: int
     unit: bool  # inputs lie in [-1, 1] (tanh/sigmoid outputs): one fixed quantum 2**-bits, no per-row bound
@@ -114,24 +114,36 @@ class Exact:
             todo[cols[fits]] = False
             e[cols[~fits]] += 1
         q = np.rint(np.ldexp(w, -e)).astype(np.float32)
-        return cls(q, np.ldexp(np.float32(1), e).astype(np.float32), bits, unit,
+        return cls(np.ascontiguousarray(q.T), np.ldexp(np.float32(1), e).astype(np.float32), bits, unit,
                    np.ldexp(np.float32(1), e - bits).astype(np.float32))
+
+    @property
+    def q(self) -> np.ndarray:  # (d, n) whole numbers, a view
+        return self.qt.T
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.q.shape
 
     def columns(self, cols: slice) -> "Exact":
-        """The product with w[:, cols] (the columns keep their own steps)."""
-        return Exact(np.ascontiguousarray(self.q[:, cols]), self.step[cols].copy(), self.bits, self.unit,
-                     self.unit_step[cols].copy())
+        """The product with w[:, cols] (the columns keep their own steps); views, no copy."""
+        return Exact(self.qt[cols], self.step[cols], self.bits, self.unit, self.unit_step[cols])
+
+    @classmethod
+    def side_by_side(cls, *parts: "Exact") -> "Exact":
+        """The product with [w1 | w2 | ...]: one matrix for inputs rounded alike (same bits and path). Each
+        column keeps its step and its bound, so every column of the result has the bits it had alone."""
+        if len({(p.bits, p.unit, p.shape[0]) for p in parts}) != 1:
+            raise ValueError("side_by_side: the parts must take the same inputs (rows, bits, unit)")
+        return cls(np.concatenate([p.qt for p in parts]), np.concatenate([p.step for p in parts]), parts[0].bits,
+                   parts[0].unit, np.concatenate([p.unit_step for p in parts]))
 
 
-def _whole(a: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """a (B, d) @ q (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order."""
+def _whole(a: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """a (B, d) @ qt.T (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order."""
     if len(a) < GEMM_ROWS:
-        return np.matmul(a[:, None, :], q)[:, 0, :]  # (B, n), one gemv per row
-    return a @ q  # (B, n), one gemm
+        return np.matmul(qt, a[:, :, None])[:, :, 0]  # (B, n), one gemv per row
+    return (qt @ np.ascontiguousarray(a.T)).T  # (B, n), one gemm
 
 
 def product(x: np.ndarray, w: Exact) -> np.ndarray:
@@ -143,14 +155,14 @@ def product(x: np.ndarray, w: Exact) -> np.ndarray:
         np.rint(a, out=a)
         np.minimum(a, top, out=a)  # two ufuncs: np.clip's Python wrapper cost ~6 us a call, 1/4 of a gemv at 256
         np.maximum(a, -top, out=a)
-        out = _whole(a, w.q)
+        out = _whole(a, w.qt)
         out *= w.unit_step  # exact: powers of two
         return out
     _, e = np.frexp(np.abs(x).max(axis=1))  # (B,): each row's bound, |x| <= 2**e (e = 0 for a zero row)
     np.maximum(e, w.bits - 127, out=e)  # a row below 2**-119 rounds to zeros rather than overflow the scale
     a = x * np.ldexp(np.float32(1), w.bits - e)[:, None].astype(np.float32)  # |a| <= 2**bits, exact scaling
     np.rint(a, out=a)
-    out = _whole(a, w.q)
+    out = _whole(a, w.qt)
     out *= w.step
     out *= np.ldexp(np.float32(1), e - w.bits)[:, None].astype(np.float32)
     return out
@@ -199,14 +211,13 @@ class _LSTM:
         return self.recurrent.shape[0]
 
     def state(self, batch):
-        z = np.zeros((batch, self.units), np.float32)
-        return (z, z.copy())
+        """(c, r): the cell, and the recurrent product of the last output (zero for h = 0, as product gives)."""
+        return (np.zeros((batch, self.units), np.float32), np.zeros((batch, 4 * self.units), np.float32))
 
     def step(self, xw, state):
-        """xw: (B, 4u) input projection incl. bias; state (h, c) -> (h, (h, c))."""
-        h, c = state
-        z = product(h, self.recurrent)  # (B, 4u), a new array
-        z += xw
+        """xw: (B, 4u) input projection incl. bias; state (c, r) -> (h, c). The runtime makes the next r."""
+        c, r = state
+        z = r + xw  # (B, 4u), a new array: product(h, recurrent) + xw, as one layer alone computes it
         u = self.units
         gates = self.rec_act(z)  # (B, 4u): one call for i, f and o (the g slot is computed and unused)
         i, f, o = gates[:, :u], gates[:, u : 2 * u], gates[:, 3 * u :]
@@ -214,7 +225,7 @@ class _LSTM:
         c = f * c
         c += i * g
         h = o * self.act(c)  # not in place: a linear activation would return c itself
-        return h, (h, c)
+        return h, c
 
 
 @dataclass
@@ -290,6 +301,18 @@ class Runtime:
         for i, layer in enumerate(layers):
             layer.prepare(first=i == 0 and isinstance(layer, (_LSTM, _GRU)), unit_in=unit)
             unit = layer.unit_out
+        # An LSTM's output h is read twice: by the next layer's kernel now and by its own recurrent matrix at
+        # the next step. Both products take h rounded alike (same rows, bits, path), so one product with the
+        # two side by side gives each column its bits: one rounding of h and one BLAS call instead of two
+        # (2 x 256, batch 1: runtime.step 91 -> ~80 us; bench/generate.py measures it). The layers keep views.
+        self._joint: list[Exact | None] = [None] * len(layers)
+        for i, (layer, after) in enumerate(zip(layers, layers[1:])):
+            if isinstance(layer, _LSTM) and isinstance(after.kernel, Exact) and \
+                    (after.kernel.bits, after.kernel.unit) == (layer.recurrent.bits, layer.recurrent.unit):
+                joint = Exact.side_by_side(after.kernel, layer.recurrent)
+                n = after.kernel.shape[1]
+                after.kernel, layer.recurrent = joint.columns(slice(0, n)), joint.columns(slice(n, None))
+                self._joint[i] = joint
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -403,21 +426,29 @@ class Runtime:
     def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
         """ids: (B,) int -> logits (B, vocab) float32, and the new state."""
         x = self.table[ids]  # (B, first projection)
+        ahead = None  # this layer's input product, when the layer before made it beside its own recurrent one
         new_state = []
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, (_LSTM, _GRU)):
-                if i == 0:
-                    xw = x
+            if layer.kernel is not None:
+                xw = ahead if ahead is not None else product(x, layer.kernel)  # (B, n), ours to change
+                xw += layer.bias
+            else:
+                xw = x  # the first recurrent layer: the table holds its input projection, bias included
+            ahead = None
+            if isinstance(layer, _LSTM):
+                x, c = layer.step(xw, state[i])
+                if self._joint[i] is not None:  # one product of h with [next kernel | own recurrent]
+                    p = product(x, self._joint[i])
+                    n = p.shape[1] - 4 * layer.units
+                    ahead, r = p[:, :n], p[:, n:]
                 else:
-                    xw = product(x, layer.kernel)  # (B, gates·units), a new array
-                    xw += layer.bias
+                    r = product(x, layer.recurrent)
+                new_state.append((c, r))
+            elif isinstance(layer, _GRU):
                 x, s = layer.step(xw, state[i])
                 new_state.append(s)
             else:
-                if layer.kernel is not None:
-                    x = product(x, layer.kernel)  # (B, out), a new array
-                    x += layer.bias
-                x = layer.act(x)
+                x = layer.act(xw)
                 new_state.append(())
         return x, new_state
 

@@ -1,0 +1,75 @@
+"""charlm.sampling against its definition: the cuts as a stable argsort of the probabilities, the way the
+runtime sampled until the sorted pass learned to work on sorted values alone. Same bits, or a proverb changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charlm.sampling import Cuts, choose, probabilities
+
+
+def definition(logits, temperature, top_k, top_p):
+    """The cuts as defined: sort the tokens most likely first (ties by index), keep a token while the mass
+    sorted ahead of it (summed in that order) is below top_p and it is among the first top_k."""
+    z = logits.astype(np.float64)
+    B, V = z.shape
+    greedy = temperature <= 0
+    z /= np.where(greedy, 1.0, temperature)[:, None]
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    order = np.argsort(-p, axis=1, kind="stable")
+    rows = np.arange(B)[:, None]
+    sorted_p = p[rows, order]
+    before = np.cumsum(sorted_p, axis=1) - sorted_p
+    keep = before < top_p[:, None]
+    keep[:, 0] = True
+    keep &= np.arange(V)[None, :] < np.where(top_k > 0, top_k, V)[:, None]
+    keep[greedy, 1:] = False
+    p[rows, order] = sorted_p * keep
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def cases(seed: int, n: int = 300):
+    """(logits, temperature, top_k, top_p): sharp and flat rows, near-zero tails, ties at the cut, greedy."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        B, V = int(rng.integers(1, 9)), int(rng.choice([3, 40, 117]))
+        logits = (rng.standard_normal((B, V)) * rng.choice([0.1, 2.0, 8.0, 30.0], (B, 1))).astype(np.float32)
+        if rng.random() < 0.5:  # ties: a few values repeated, at any rank
+            logits[:, rng.integers(0, V, V // 3)] = logits[:, rng.integers(0, V, V // 3)]
+        if rng.random() < 0.3:  # coarse logits: many exact ties
+            logits = np.round(logits)
+        if rng.random() < 0.3:
+            logits[:, rng.integers(0, V)] = -30.0  # a near-zero tail token (like a suppressed END)
+        temperature = rng.choice([0.0, 0.3, 0.7, 1.0, 2.5], B)
+        top_k = rng.choice([0, 0, 1, 2, 5, V, V + 3], B)
+        top_p = rng.choice([1.0, 1.0, 0.99, 0.9, 0.5, 0.05], B)
+        yield logits, temperature, top_k, top_p
+
+
+def test_probabilities_are_the_definitions_bits():
+    checked = 0
+    for logits, t, k, p in cases(0):
+        want = definition(logits, t, k, p)
+        np.testing.assert_array_equal(probabilities(logits, t, k, p), want)
+        cuts = Cuts(t, k, p)  # prepared once, used for several steps
+        for _ in range(2):
+            np.testing.assert_array_equal(cuts.probabilities(logits), want)
+        checked += 1
+    assert checked == 300
+
+
+def test_a_tie_across_the_cut_keeps_the_lower_index():
+    # four equal tokens, top-k 2: the first two by index stay, whatever their position
+    logits = np.array([[0.0, 1.0, 3.0, 1.0, 1.0, 1.0]], np.float32)
+    p = probabilities(logits, np.array([1.0]), np.array([3]), np.array([1.0]))
+    assert (p[0] > 0).tolist() == [False, True, True, True, False, False]
+    np.testing.assert_array_equal(p, definition(logits, np.array([1.0]), np.array([3]), np.array([1.0])))
+
+
+@pytest.mark.parametrize("u", [0.0, 0.3, 0.999999])
+def test_choose_never_picks_a_dropped_token(u):
+    p = probabilities(np.array([[5.0, 4.0, -30.0, 3.0]], np.float32), np.array([1.0]), np.array([2]), np.array([1.0]))
+    assert choose(p, np.array([u]))[0] in (0, 1)
