@@ -38,11 +38,14 @@ SUPPORTED = ("InputLayer", "Embedding", "LSTM", "GRU", "Dense", "Dropout", "Acti
 EXACT = 2**24  # float32 holds every whole number up to this exactly
 _TOPS = {b: np.float32(2**b) for b in range(25)}  # made once: a numpy scalar costs ~1 us to make
 # From this many rows, one gemm for the batch; below, one gemv per row. Free to choose because the result is
-# the same bits either way (exact sums). Why 7: OpenBLAS' sgemm packs the whole weight matrix on every call,
-# so at (B, 384) @ (384, 1536) on one thread it took 154 / 163 / 206 / 463 us at B = 2 / 4 / 8 / 32 against
-# 61 / 119 / 236 / 937 us for B gemvs (timeit of `a @ q` against per-row matmul on the development machine,
-# OpenBLAS 0.3.31, SkylakeX kernels).
-GEMM_ROWS = 3
+# the same bits either way (exact sums). Why 8: runtime.step of a 2 x 256 / 2 x 384 model (joint products,
+# one BLAS thread) took 239 / 433 us at 4 rows one gemv each against 265 / 520 as one gemm, 436 / 818 against
+# 354 / 709 at 8 rows (timeit on the development machine, OpenBLAS 0.3.31, SkylakeX kernels, AMD EPYC).
+GEMM_ROWS = 8
+# OpenBLAS' sgemm works on the batch in blocks of 8 columns, and a last block of 5-7 costs more than a whole
+# one: (2048, 256) @ (256, B) took 294 / 342 us at B = 13 / 15 and 213 at 16. Padding such a batch with zero
+# rows to the next multiple of 8 (their products are zeros, and no row's sums change) takes the fast path.
+PAD_FROM = 5
 
 
 def _sigmoid(x):
@@ -141,9 +144,14 @@ class Exact:
 
 def _whole(a: np.ndarray, qt: np.ndarray) -> np.ndarray:
     """a (B, d) @ qt.T (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order."""
-    if len(a) < GEMM_ROWS:
+    B = len(a)
+    if B < GEMM_ROWS:
         return np.matmul(qt, a[:, :, None])[:, :, 0]  # (B, n), one gemv per row
-    return (qt @ np.ascontiguousarray(a.T)).T  # (B, n), one gemm
+    if B % 8 < PAD_FROM:
+        return (qt @ np.ascontiguousarray(a.T)).T  # (B, n), one gemm
+    at = np.zeros((a.shape[1], B + 8 - B % 8), np.float32)  # (d, B rounded up to 8)
+    at[:, :B] = a.T
+    return (qt @ at)[:, :B].T  # (B, n)
 
 
 def product(x: np.ndarray, w: Exact) -> np.ndarray:

@@ -101,14 +101,15 @@ class Cuts:
             keep &= self.head
         if self.any_greedy:
             keep[self.greedy, 1:] = False
-        if not keep.all():
+        total = np.count_nonzero(keep)  # (count_nonzero without an axis: ~0.3 us; .all() / .sum() ~1 us)
+        if total < keep.size:
             # Back from sorted positions to tokens: a row keeps its n most likely, so every token from the
             # n-th value t up, unless t is shared across the cut; then of the tokens equal to t only the
             # lowest-indexed n - (those above t).
             n = keep.sum(axis=1)  # (B,)
             t = desc[self.rows, n - 1][:, None]  # (B, 1)
-            kept = p >= t
-            if (kept.sum(axis=1) != n).any():
+            kept = p >= t  # (B, V): at least n a row, more only where t is shared
+            if np.count_nonzero(kept) != total:
                 tied = p == t
                 room = n - (p > t).sum(axis=1)  # (B,) >= 1: t itself is kept
                 kept &= ~tied | (np.add.accumulate(tied, axis=1, dtype=np.int64) <= room[:, None])
@@ -126,9 +127,10 @@ def probabilities(logits: np.ndarray, temperature: np.ndarray, top_k: np.ndarray
 def choose(p: np.ndarray, u: np.ndarray) -> np.ndarray:
     """p (B, V) probabilities, u (B,) uniform draws in [0, 1) -> chosen ids (B,)."""
     cum = np.add.accumulate(p, axis=1)  # np.cumsum's sums, without its Python wrapper (~1 us a call)
-    ids = (cum <= u[:, None] * cum[:, -1:]).sum(axis=1)
-    # never pick a zero-probability tail through rounding
-    if p.all():  # no zeros: the last id is the tail (the common case, one call instead of four)
-        return np.minimum(ids, p.shape[1] - 1)
-    last = p.shape[1] - 1 - np.argmax(p[:, ::-1] > 0, axis=1)
-    return np.minimum(ids, last)
+    ids = (cum <= u[:, None] * cum[:, -1:]).sum(axis=1)  # the first token whose cumulative mass passes u
+    # Never pick a zero-probability tail: only a draw that reaches the total (u = 1; a draw below 1 times the
+    # total rounds below it) passes every token, and any other lands on a token with mass.
+    V = p.shape[1]
+    if np.count_nonzero(ids >= V):
+        return np.minimum(ids, V - 1 - np.argmax(p[:, ::-1] > 0, axis=1))  # the last token with mass
+    return ids

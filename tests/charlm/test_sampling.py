@@ -31,6 +31,14 @@ def definition(logits, temperature, top_k, top_p):
     return p / p.sum(axis=1, keepdims=True)
 
 
+def choose_definition(p, u):
+    """The first token whose cumulative mass passes u * total, and never one past the last with mass."""
+    cum = np.cumsum(p, axis=1)
+    ids = (cum <= u[:, None] * cum[:, -1:]).sum(axis=1)
+    last = p.shape[1] - 1 - np.argmax(p[:, ::-1] > 0, axis=1)
+    return np.minimum(ids, last)
+
+
 def cases(seed: int, n: int = 300):
     """(logits, temperature, top_k, top_p): sharp and flat rows, near-zero tails, ties at the cut, greedy."""
     rng = np.random.default_rng(seed)
@@ -67,6 +75,22 @@ def test_a_tie_across_the_cut_keeps_the_lower_index():
     p = probabilities(logits, np.array([1.0]), np.array([3]), np.array([1.0]))
     assert (p[0] > 0).tolist() == [False, True, True, True, False, False]
     np.testing.assert_array_equal(p, definition(logits, np.array([1.0]), np.array([3]), np.array([1.0])))
+
+
+def test_choose_is_the_definitions_pick_for_any_draw_up_to_one():
+    # nextafter(1, 0) is the largest draw Generator.random() gives; 1.0 itself passes every token, and the
+    # pick must still be the last token with mass, not a dropped tail
+    rng = np.random.default_rng(1)
+    edges = 0
+    for logits, t, k, p in cases(2):
+        probs = probabilities(logits, t, k, p)
+        B = len(t)
+        for u in (rng.random(B), np.full(B, np.nextafter(1.0, 0.0)), np.ones(B), np.zeros(B)):
+            got = choose(probs, u)
+            np.testing.assert_array_equal(got, choose_definition(probs, u))
+            assert (probs[np.arange(B), got] > 0).all()
+        edges += int((probs[:, -1] == 0).any())
+    assert edges > 20  # cases whose last token was cut, where a draw of 1 would land on it
 
 
 @pytest.mark.parametrize("u", [0.0, 0.3, 0.999999])
