@@ -116,10 +116,22 @@ def test_every_product_is_exact_and_close_to_the_float_one(unit, d):
     assert np.sqrt(np.mean((got - ref) ** 2) / np.mean(ref**2)) < (6e-3 if unit else 1e-2)
 
 
-def test_the_unit_path_clips_rather_than_losing_exactness():
+def test_unit_activations_stay_within_the_bound_the_unit_path_rests_on():
+    # product's unit path does not clip: it needs |x| < 1 + 2**-(bits+1) from tanh / sigmoid / hard_sigmoid,
+    # and from an LSTM's o * act(c) and a GRU's z * h + (1 - z) * hh built of them
+    x = np.concatenate([np.linspace(-30, 30, 200001, dtype=np.float32),
+                        np.array([np.inf, -np.inf, 3e38, -3e38, 88.7, -88.7, 1e-30, 0.0], np.float32)])
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x < -88: sigmoid is then 1 / inf = 0
+        for act in rt.UNIT:
+            assert np.abs(act(x)).max() <= 1.0, act
+        for gate in rt.GATES:
+            assert gate(x).min() >= 0.0, gate
+        z, h, g = rt._sigmoid(x), np.tanh(x[::-1]), np.tanh(x * 0.5)
+    assert np.abs(z * h + (1.0 - z) * g).max() <= 1.0 + 2**-20
+    # and the largest input rounds to the bound itself, so every partial sum stays exact
     w = rt.Exact.of(np.ones((384, 4), np.float32), unit=True)
-    x = np.full((2, 384), 1.5, np.float32)  # outside [-1, 1]: a layer that broke its promise
-    np.testing.assert_array_equal(rt.product(x, w), rt.product(np.ones((2, 384), np.float32), w))
+    nearly = np.full((2, 384), np.nextafter(np.float32(1), np.float32(2)), np.float32)
+    np.testing.assert_array_equal(rt.product(nearly, w), rt.product(np.ones((2, 384), np.float32), w))
 
 
 def test_texts_are_the_same_alone_and_in_any_batch():
