@@ -59,7 +59,6 @@ class Cuts:
         self.any_greedy = bool(self.greedy.any())
         self.divisor = (np.where(self.greedy, 1.0, temperature) if self.any_greedy else temperature)[:, None]
         self.top_k, self.top_p = top_k, top_p[:, None]  # (B,), (B, 1)
-        self.rows = np.arange(len(temperature))
         self.vocab = 0  # the cuts below depend on the vocabulary size: made at the first call
         self.cuts = self.any_greedy or top_p.min() < 1.0  # whether a row may ask for a cut
         self.head = None  # (B, V) bool: the sorted positions within each row's top-k, or None
@@ -106,10 +105,10 @@ class Cuts:
             # Back from sorted positions to tokens: a row keeps its n most likely, so every token from the
             # n-th value t up, unless t is shared across the cut; then of the tokens equal to t only the
             # lowest-indexed n - (those above t).
-            n = keep.sum(axis=1)  # (B,)
-            t = desc[self.rows, n - 1][:, None]  # (B, 1)
+            t = np.minimum.reduce(desc, axis=1, where=keep, initial=np.inf, keepdims=True)  # (B, 1) the n-th value
             kept = p >= t  # (B, V): at least n a row, more only where t is shared
             if np.count_nonzero(kept) != total:
+                n = keep.sum(axis=1)  # (B,)
                 tied = p == t
                 room = n - (p > t).sum(axis=1)  # (B,) >= 1: t itself is kept
                 kept &= ~tied | (np.add.accumulate(tied, axis=1, dtype=np.int64) <= room[:, None])
