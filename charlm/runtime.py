@@ -440,7 +440,7 @@ class Runtime:
 
     def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
         """ids: (B,) int -> logits (B, vocab) float32, and the new state."""
-        x = self.table[ids]  # (B, first projection)
+        x = self.table.take(ids, axis=0)  # (B, first projection); ~3x cheaper than table[ids] at a few rows
         ahead = None  # this layer's input product, when the layer before made it beside its own recurrent one
         new_state = []
         for i, layer in enumerate(self.layers):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charlm import CharsetError, Request, Settings, load_bundle
+from charlm import Charset, CharsetError, Request, Settings, load_bundle
 from charlm.novelty import NoveltyIndex, window_hashes
 from tests.conftest import make_bundle
 
@@ -82,3 +82,31 @@ def test_the_novelty_index_finds_windows_from_hashes_in_any_order():
     for hashes in (np.unique(h), h[::-1], np.concatenate([h, h])):
         assert NoveltyIndex(hashes, 10).copied(text[5:40]) == (26, 26)
         assert NoveltyIndex(hashes, 10).copied("Совсем другие слова здесь.")[0] == 0
+
+
+def test_the_end_boost_skips_only_steps_where_every_nudge_is_zero():
+    # EndBoost counts down the steps before any row can pass its start; the logits it returns must be what
+    # the nudge formula gives at every step, for rows sampling in any pattern
+    from charlm.generate import EndBoost
+
+    chars = Charset.from_text("абв. !?\n")
+    rng = np.random.default_rng(3)
+    settings = [Settings(min_length=m, max_length=x, end_boost=b)
+                for m, x, b in [(5, 30, 2.0), (12, 20, 0.0), (1, 16, 5.0), (8, 40, 1.0)]]
+    lengths = [0, 3, 4, 9]
+    boost = EndBoost(chars, settings, lengths)
+    length = np.array(lengths, np.float64)
+    start = np.array([max(s.min_length, s.max_length // 2) for s in settings], np.float64)
+    span = np.array([max(1, s.max_length - st) for s, st in zip(settings, start)])
+    nudged = 0
+    for step in range(45):
+        rows = np.arange(4) if step < 12 else np.flatnonzero(rng.random(4) < 0.8)  # all at first: tight bound
+        logits = rng.standard_normal((len(rows), len(chars))).astype(np.float32)
+        want = logits.copy()
+        extra = np.array([s.end_boost for s in settings])[rows] * np.clip((length[rows] - start[rows]) / span[rows], 0, 1)
+        want[:, [chars.chars.index(c) for c in ".!?"]] += extra[:, None].astype(np.float32)
+        np.testing.assert_array_equal(boost.apply(logits, rows), want)
+        nudged += int(extra.any())
+        boost.sampled(rows)
+        length[rows] += 1
+    assert 10 < nudged < 45
