@@ -18,8 +18,8 @@ Methods, all primed like charlm.generate and sampling with the same charlm.sampl
       character through the layers' own cells, the state carried; (b′) the same with XLA (jit_compile);
   (c) charlm: `charlm.generate` on the bundle (priming, sampling, stop rules), batch 1 and batch 32, with
       its exact whole-number products (one gemm for a batch of 7 or more rows, batch invariant by arithmetic);
-      (c′) the baseline of the previous round: the same with float32 products, one gemv per row (its way to
-      batch invariance), loaded and run under tests/charlm/floats.py's `float_products`.
+      (c′) float32 products, one gemv per row (round 1's way to batch invariance), the rest of the runtime as
+      in (c): loaded and run under tests/charlm/floats.py's `float_products`.
 Times are the best of --repeats runs (wall clock, and CPU time of the process, all threads). It prints a
 markdown table (for the README) and diagnostics, and writes nothing outside a temporary folder.
 """
@@ -86,9 +86,10 @@ def main(argv=None) -> int:
     # Thread counts must be fixed before numpy / TensorFlow start their pools.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from training.cli import quiet_tensorflow
 
+    quiet_tensorflow()  # no absl/oneDNN start-up lines (TF_CPP_MIN_LOG_LEVEL=0 brings them back)
     import numpy as np
     import tensorflow as tf
 
@@ -291,7 +292,7 @@ def main(argv=None) -> int:
         step1 = best_of(charlm_steps, 1) / LENGTH
         stepB = best_of(charlm_steps, args.batch) / LENGTH
 
-        # the previous round's runtime: float32 products, one gemv per row
+        # round 1's way to batch invariance: float32 products, one gemv per row
         with float_products():
             counting.inner = load_bundle(Path(tmp.name) / "bench").runtime
             try:
@@ -315,8 +316,8 @@ def main(argv=None) -> int:
             ("x", "(b′) the same cell, XLA (`jit_compile=True`)", "1"),
             ("c1", "(c) charlm (numpy): `charlm.generate`, exact products", "1"),
             ("cB", "(c) charlm (numpy): `charlm.generate`, exact products", str(args.batch)),
-            ("r1", "(c′) round 1: float32 products, one per row", "1"),
-            ("rB", "(c′) round 1: float32 products, one per row", str(args.batch)),
+            ("r1", "(c′) float32 products, one gemv per row (round 1's way)", "1"),
+            ("rB", "(c′) float32 products, one gemv per row (round 1's way)", str(args.batch)),
         ]
         print(f"\n2-layer {units[0]}/{units[1]}-unit LSTM (embedding {embed}, vocabulary {V} from {source}), random weights, "
               f"{LENGTH}-character proverbs at temperature {settings.temperature}, every method sampling with "
@@ -338,7 +339,7 @@ def main(argv=None) -> int:
         print(f"model step alone (no sampling, wall): Keras compiled cell {kstep[0]:.3f} ms; charlm runtime.step "
               f"{step1[0]:.3f} ms at batch 1 ({kstep[0] / step1[0]:.1f}× faster), {stepB[0]:.3f} ms at batch "
               f"{args.batch} ({stepB[0] / args.batch:.4f} ms/char)")
-        print(f"runtime.step wall (CPU), exact products / round 1's float32 product per row: batch 1 "
+        print(f"runtime.step wall (CPU), exact products / float32 products one gemv per row: batch 1 "
               f"{step1[0]:.3f} ({step1[1]:.3f}) / {row1[0]:.3f} ({row1[1]:.3f}) ms = {row1[0] / step1[0]:.2f}×, "
               f"batch {args.batch} {stepB[0]:.3f} ({stepB[1]:.3f}) / {rowB[0]:.3f} ({rowB[1]:.3f}) ms = "
               f"{rowB[0] / stepB[0]:.2f}×")
