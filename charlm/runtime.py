@@ -89,8 +89,7 @@ class Exact:
     ~1/800), 11 at d = 12.
     """
 
-    q: np.ndarray  # (d, n) float32, whole numbers
-    qt: np.ndarray  # (n, d) the same, transposed and C-contiguous: each layout serves one kind of product (_whole)
+    qt: np.ndarray  # (n, d) float32, whole numbers: the matrix transposed, C-contiguous (see _whole)
     step: np.ndarray  # (n,) float32, powers of two
     bits: int
     unit: bool  # inputs lie in [-1, 1] (tanh/sigmoid outputs): one fixed quantum 2**-bits, no per-row bound
@@ -118,8 +117,12 @@ class Exact:
             todo[cols[fits]] = False
             e[cols[~fits]] += 1
         q = np.rint(np.ldexp(w, -e)).astype(np.float32)
-        return cls(q, np.ascontiguousarray(q.T), np.ldexp(np.float32(1), e).astype(np.float32), bits, unit,
+        return cls(np.ascontiguousarray(q.T), np.ldexp(np.float32(1), e).astype(np.float32), bits, unit,
                    np.ldexp(np.float32(1), e - bits).astype(np.float32))
+
+    @property
+    def q(self) -> np.ndarray:  # (d, n) whole numbers, a view
+        return self.qt.T
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -127,7 +130,7 @@ class Exact:
 
     def columns(self, cols: slice) -> "Exact":
         """The product with w[:, cols] (the columns keep their own steps); views, no copy."""
-        return Exact(self.q[:, cols], self.qt[cols], self.step[cols], self.bits, self.unit, self.unit_step[cols])
+        return Exact(self.qt[cols], self.step[cols], self.bits, self.unit, self.unit_step[cols])
 
     @classmethod
     def side_by_side(cls, *parts: "Exact") -> "Exact":
@@ -135,23 +138,15 @@ class Exact:
         column keeps its step and its bound, so every column of the result has the bits it had alone."""
         if len({(p.bits, p.unit, p.shape[0]) for p in parts}) != 1:
             raise ValueError("side_by_side: the parts must take the same inputs (rows, bits, unit)")
-        return cls(np.concatenate([p.q for p in parts], axis=1), np.concatenate([p.qt for p in parts]),
-                   np.concatenate([p.step for p in parts]), parts[0].bits, parts[0].unit,
-                   np.concatenate([p.unit_step for p in parts]))
+        return cls(np.concatenate([p.qt for p in parts]), np.concatenate([p.step for p in parts]), parts[0].bits,
+                   parts[0].unit, np.concatenate([p.unit_step for p in parts]))
 
 
-def _whole(a: np.ndarray, w: Exact) -> np.ndarray:
-    """a (B, d) @ w.q (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order.
-
-    Why two copies of the weights: OpenBLAS' gemv streams q (d, n) faster than its transpose, and its gemm
-    the other way round. A step of a 2 x 256 model's two joint products, weights coming from L3: one row
-    44 us from q against 52 from qt; 32 rows (2048 x 256) 368 us from qt against 528 from q (timeit,
-    development machine). It costs the weights' size again in each generation worker (~7 MB a 2 x 384 bundle).
-    """
+def _whole(a: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """a (B, d) @ qt.T (d, n), both whole numbers, every partial sum of magnitude <= 2**24: exact, in any order."""
     B = len(a)
-    qt = w.qt
     if B < GEMM_ROWS:
-        return np.matmul(a[:, None, :], w.q)[:, 0, :]  # (B, n), one gemv per row
+        return np.matmul(qt, a[:, :, None])[:, :, 0]  # (B, n), one gemv per row
     if B % 8 < PAD_FROM:
         return (qt @ np.ascontiguousarray(a.T)).T  # (B, n), one gemm
     at = np.zeros((a.shape[1], B + 8 - B % 8), np.float32)  # (d, B rounded up to 8)
@@ -170,14 +165,14 @@ def product(x: np.ndarray, w: Exact) -> np.ndarray:
         # 119 vs 113 us).
         a = x * w.top
         np.rint(a, out=a)
-        out = _whole(a, w)
+        out = _whole(a, w.qt)
         out *= w.unit_step  # exact: powers of two
         return out
     _, e = np.frexp(np.abs(x).max(axis=1))  # (B,): each row's bound, |x| <= 2**e (e = 0 for a zero row)
     np.maximum(e, w.bits - 127, out=e)  # a row below 2**-119 rounds to zeros rather than overflow the scale
     a = x * np.ldexp(np.float32(1), w.bits - e)[:, None].astype(np.float32)  # |a| <= 2**bits, exact scaling
     np.rint(a, out=a)
-    out = _whole(a, w)
+    out = _whole(a, w.qt)
     out *= w.step
     out *= np.ldexp(np.float32(1), e - w.bits)[:, None].astype(np.float32)
     return out

@@ -14,12 +14,11 @@ from charlm import runtime as rt
 
 def _float(cls, w, unit: bool = False) -> rt.Exact:
     ones = np.ones(w.shape[1], np.float32)
-    w = np.asarray(w, np.float32)
-    return cls(w, np.ascontiguousarray(w.T), ones, 0, unit, ones)
+    return cls(np.ascontiguousarray(np.asarray(w, np.float32).T), ones, 0, unit, ones)
 
 
 def _per_row(x: np.ndarray, w: rt.Exact) -> np.ndarray:
-    return np.matmul(x[:, None, :], w.q)[:, 0, :]  # one gemv per row: round 1's batch invariance
+    return np.matmul(w.qt, x[:, :, None])[:, :, 0]  # one gemv per row: round 1's batch invariance
 
 
 @contextmanager
