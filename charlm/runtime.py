@@ -211,14 +211,11 @@ class _LSTM:
         unit_in: the layer's inputs lie in [-1, 1]."""
         self.kernel = None if first else _exact(self.kernel, unit_in)
         self.recurrent = _exact(self.recurrent, self.unit_out)
+        self.units = self.recurrent.shape[0]  # a plain attribute: read twice a step
 
     @property
     def unit_out(self) -> bool:  # h = o * act(c), o a gate in [0, 1]
         return self.act in UNIT and self.rec_act in GATES
-
-    @property
-    def units(self) -> int:
-        return self.recurrent.shape[0]
 
     def state(self, batch):
         """(c, r): the cell, and the recurrent product of the last output (zero for h = 0, as product gives)."""
@@ -316,13 +313,14 @@ class Runtime:
         # two side by side gives each column its bits: one rounding of h and one BLAS call instead of two
         # (2 x 256, batch 1: runtime.step 91 -> ~80 us; bench/generate.py measures it). The layers keep views.
         self._joint: list[Exact | None] = [None] * len(layers)
+        self._ahead = [0] * len(layers)  # the joint product's columns that belong to the next layer
         for i, (layer, after) in enumerate(zip(layers, layers[1:])):
             if isinstance(layer, _LSTM) and isinstance(after.kernel, Exact) and \
                     (after.kernel.bits, after.kernel.unit) == (layer.recurrent.bits, layer.recurrent.unit):
                 joint = Exact.side_by_side(after.kernel, layer.recurrent)
                 n = after.kernel.shape[1]
                 after.kernel, layer.recurrent = joint.columns(slice(0, n)), joint.columns(slice(n, None))
-                self._joint[i] = joint
+                self._joint[i], self._ahead[i] = joint, n
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -449,7 +447,7 @@ class Runtime:
                 x, c = layer.step(xw, state[i])
                 if self._joint[i] is not None:  # one product of h with [next kernel | own recurrent]
                     p = product(x, self._joint[i])
-                    n = p.shape[1] - 4 * layer.units
+                    n = self._ahead[i]
                     ahead, r = p[:, :n], p[:, n:]
                 else:
                     r = product(x, layer.recurrent)

@@ -91,7 +91,9 @@ class Cuts:
             return p
         # The sorted pass needs the sorted values only, not the order (np.sort is ~4x cheaper than a stable
         # argsort at (32, 117)): tied values are equal, so the cumulative sums are the same bits either way.
-        desc = np.sort(p, axis=1)[:, ::-1]  # (B, V) most likely first
+        desc = p.copy()
+        desc.sort(axis=1)  # (np.sort's Python wrapper costs ~0.4 us)
+        desc = desc[:, ::-1]  # (B, V) most likely first
         before = np.add.accumulate(desc, axis=1)  # a new array; the same sums as np.cumsum
         before -= desc  # the mass sorted ahead of each token: never decreases along a row (round to nearest)
         keep = before < self.top_p  # (B, V) in sorted order: a prefix of each row (so is every cut below)
