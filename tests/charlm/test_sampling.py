@@ -55,6 +55,15 @@ def cases(seed: int, n: int = 300):
         top_k = rng.choice([0, 0, 1, 2, 5, V, V + 3], B)
         top_p = rng.choice([1.0, 1.0, 0.99, 0.9, 0.5, 0.05], B)
         yield logits, temperature, top_k, top_p
+    no_cut = lambda B: (np.ones(B), np.zeros(B, np.int64), np.ones(B))  # noqa: E731
+    for _ in range(n // 3):
+        B, V = int(rng.integers(2, 9)), int(rng.choice([40, 117]))
+        flat = (rng.standard_normal((B, V)) * 0.1).astype(np.float32)
+        yield flat, *no_cut(B)  # no cut asked for and nothing near zero: the unsorted path, rows together
+        # one token per row whose share lies within the rounding of the total (p ~ 1e-18 .. 1e-15): the
+        # sorted pass drops some of them, and only there does the unsorted path's threshold matter
+        flat[:, rng.integers(0, V)] = rng.uniform(-38.0, -30.0, B)
+        yield flat, *no_cut(B)
 
 
 def test_probabilities_are_the_definitions_bits():
@@ -66,7 +75,7 @@ def test_probabilities_are_the_definitions_bits():
         for _ in range(2):
             np.testing.assert_array_equal(cuts.probabilities(logits), want)
         checked += 1
-    assert checked == 300
+    assert checked == 500
 
 
 def test_a_tie_across_the_cut_keeps_the_lower_index():
