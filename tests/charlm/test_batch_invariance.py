@@ -180,3 +180,17 @@ def test_a_rows_logits_do_not_depend_on_the_blas_thread_count():
     with threadpool_limits(4, user_api="blas"):
         four = runtime.forward(ids)
     assert np.array_equal(one, four)
+
+
+def test_joint_products_give_each_layer_the_bits_of_its_own_products():
+    # An LSTM's output is multiplied once by [next kernel | own recurrent]; with the joint products switched
+    # off (each layer's two products apart, as a stack without fusion runs) every logit must be the same bits
+    ids = np.random.default_rng(5).integers(0, len(CHARSET), (40, STEPS))
+    for cell in ("lstm", "gru"):
+        joint = random_runtime(cell, seed=3)
+        apart = random_runtime(cell, seed=3)
+        fused = [j is not None for j in joint._joint]
+        assert fused == ([True, True, False] if cell == "lstm" else [False, False, False])
+        apart._joint = [None] * len(apart.layers)
+        for rows in (1, 5, 13, 40):  # per-row gemvs, one gemm, a padded gemm
+            np.testing.assert_array_equal(joint.forward(ids[:rows]), apart.forward(ids[:rows]))
