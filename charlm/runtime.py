@@ -432,7 +432,11 @@ class Runtime:
         return [l.state(batch) if isinstance(l, (_LSTM, _GRU)) else () for l in self.layers]
 
     def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
-        """ids: (B,) int -> logits (B, vocab) float32, and the new state."""
+        """ids: (B,) int -> logits (B, vocab) float32 in row-major order, and the new state.
+
+        Row-major because a gemm's product comes back column-major (`_whole`), and numpy sums a row of a
+        column-major array one element at a time instead of pairwise: the same logits would give a row other
+        float64 probabilities (and sometimes another draw) in a batch of 8 or more than alone."""
         x = self.table.take(ids, axis=0)  # (B, first projection); ~3x cheaper than table[ids] at a few rows
         ahead = None  # this layer's input product, when the layer before made it beside its own recurrent one
         new_state = []
@@ -458,7 +462,7 @@ class Runtime:
             else:
                 x = layer.act(xw)
                 new_state.append(())
-        return x, new_state
+        return np.ascontiguousarray(x), new_state
 
     @staticmethod
     def select(state: list, rows) -> list:

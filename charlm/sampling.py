@@ -60,11 +60,13 @@ class Cuts:
         self.divisor = (np.where(self.greedy, 1.0, temperature) if self.any_greedy else temperature)[:, None]
         self.top_k, self.top_p = top_k, top_p[:, None]  # (B,), (B, 1)
         self.vocab = 0  # the cuts below depend on the vocabulary size: made at the first call
-        self.cuts = self.any_greedy or top_p.min() < 1.0  # whether a row may ask for a cut
+        self.top_p_cuts = self.any_greedy or top_p.min() < 1.0
+        self.cuts = self.top_p_cuts  # whether a row may ask for a cut
         self.head = None  # (B, V) bool: the sorted positions within each row's top-k, or None
 
     def _for(self, V: int) -> None:
         top_k = self.top_k
+        self.cuts, self.head = self.top_p_cuts, None
         # a mix of "no top-k" and "top-k >= V" counts as a cut (conservative)
         if top_k.max() > 0 and top_k.min() < V:
             self.cuts = True
@@ -75,7 +77,7 @@ class Cuts:
         """logits (B, V) -> float64 probabilities (B, V) after temperature and cuts. Rows with temperature 0
         get all mass on their argmax. Every operation is row by row: a row's result does not depend on the
         other rows in the batch."""
-        z = logits.astype(np.float64)  # (B, V)
+        z = logits.astype(np.float64, order="C")  # (B, V) in rows: a row's float64 sums depend on the layout
         V = z.shape[1]
         if V != self.vocab:
             self._for(V)
@@ -108,7 +110,10 @@ class Cuts:
             # n-th value t up, unless t is shared across the cut; then of the tokens equal to t only the
             # lowest-indexed n - (those above t).
             t = np.minimum.reduce(desc, axis=1, where=keep, initial=np.inf, keepdims=True)  # (B, 1) the n-th value
-            kept = p >= t  # (B, V): at least n a row, more only where t is shared
+            # (B, V): at least n a row, more only where t is shared; "not below" rather than ">=" so that a NaN
+            # row (a temperature so small that z / t overflows) keeps all V and sends the batch to the exact
+            # per-row pass below instead of hiding another row's tie from the count
+            kept = ~(p < t)
             if np.count_nonzero(kept) != total:
                 n = keep.sum(axis=1)  # (B,)
                 tied = p == t

@@ -194,3 +194,23 @@ def test_joint_products_give_each_layer_the_bits_of_its_own_products():
         apart._joint = [None] * len(apart.layers)
         for rows in (1, 5, 13, 40):  # per-row gemvs, one gemm, a padded gemm
             np.testing.assert_array_equal(joint.forward(ids[:rows]), apart.forward(ids[:rows]))
+
+
+def test_a_rows_probabilities_are_the_same_bits_alone_and_in_any_batch():
+    # the logits being equal is not enough: the float64 sums of sampling (and of evaluation's bits/char) run
+    # along a row and depend on its memory layout, which a gemm's product turns column-major
+    from charlm.sampling import probabilities
+
+    runtime = random_runtime(seed=2)
+    ids = np.random.default_rng(4).integers(0, len(CHARSET), 40)
+    settings = lambda n: (np.full(n, 0.9), np.zeros(n, np.int64), np.ones(n))  # noqa: E731
+    solo = [probabilities(runtime.step(ids[i : i + 1], runtime.initial_state(1))[0], *settings(1))[0]
+            for i in range(len(ids))]
+    for rows in (3, 8, 13, 16, 40):
+        logits, _ = runtime.step(ids[:rows], runtime.initial_state(rows))
+        batch = probabilities(logits, *settings(rows))
+        for i in range(rows):
+            np.testing.assert_array_equal(batch[i], solo[i])
+        np.testing.assert_array_equal(np.exp(logits.astype(np.float64)).sum(axis=1),
+                                      [np.exp(s.astype(np.float64)).sum() for s in
+                                       (runtime.step(ids[i : i + 1], runtime.initial_state(1))[0] for i in range(rows))])

@@ -106,3 +106,24 @@ def test_choose_is_the_definitions_pick_for_any_draw_up_to_one():
 def test_choose_never_picks_a_dropped_token(u):
     p = probabilities(np.array([[5.0, 4.0, -30.0, 3.0]], np.float32), np.array([1.0]), np.array([2]), np.array([1.0]))
     assert choose(p, np.array([u]))[0] in (0, 1)
+
+
+def test_a_nan_row_does_not_change_its_batch_mates():
+    # a temperature so small that logits / t overflow (1e-310 passes validation) makes its row NaN; a tied
+    # greedy row beside it must keep its own answer
+    logits = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 3.0]], np.float32)
+    with np.errstate(all="ignore"):
+        both = probabilities(logits, np.array([1e-310, 0.0]), np.array([0, 0]), np.array([1.0, 1.0]))
+    alone = probabilities(logits[1:], np.array([0.0]), np.array([0]), np.array([1.0]))
+    np.testing.assert_array_equal(both[1], alone[0])
+    assert alone[0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_prepared_cuts_follow_a_change_of_vocabulary():
+    cuts = Cuts(np.array([1.0, 0.8]), np.array([4, 5]), np.array([1.0, 0.95]))
+    rng = np.random.default_rng(7)
+    for V in (6, 3, 9):
+        logits = rng.standard_normal((2, V)).astype(np.float32)
+        np.testing.assert_array_equal(cuts.probabilities(logits),
+                                      definition(logits, np.array([1.0, 0.8]), np.array([4, 5]), np.array([1.0, 0.95])))
+
