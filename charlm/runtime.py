@@ -312,15 +312,14 @@ class Runtime:
         # the next step. Both products take h rounded alike (same rows, bits, path), so one product with the
         # two side by side gives each column its bits: one rounding of h and one BLAS call instead of two
         # (2 x 256, batch 1: runtime.step 91 -> ~80 us; bench/generate.py measures it). The layers keep views.
-        self._joint: list[Exact | None] = [None] * len(layers)
-        self._ahead = [0] * len(layers)  # the joint product's columns that belong to the next layer
+        # Per layer: (the joint matrix, how many of its columns are the next layer's), or None.
+        self._joint: list[tuple[Exact, int] | None] = [None] * len(layers)
         for i, (layer, after) in enumerate(zip(layers, layers[1:])):
-            if isinstance(layer, _LSTM) and isinstance(after.kernel, Exact) and \
-                    (after.kernel.bits, after.kernel.unit) == (layer.recurrent.bits, layer.recurrent.unit):
+            if isinstance(layer, _LSTM) and isinstance(after.kernel, Exact):  # unit and bits agree: both read h
                 joint = Exact.side_by_side(after.kernel, layer.recurrent)
                 n = after.kernel.shape[1]
                 after.kernel, layer.recurrent = joint.columns(slice(0, n)), joint.columns(slice(n, None))
-                self._joint[i], self._ahead[i] = joint, n
+                self._joint[i] = (joint, n)
 
     # --- loading -------------------------------------------------------------------------------
     @classmethod
@@ -450,8 +449,8 @@ class Runtime:
             if isinstance(layer, _LSTM):
                 x, c = layer.step(xw, state[i])
                 if self._joint[i] is not None:  # one product of h with [next kernel | own recurrent]
-                    p = product(x, self._joint[i])
-                    n = self._ahead[i]
+                    joint, n = self._joint[i]
+                    p = product(x, joint)
                     ahead, r = p[:, :n], p[:, n:]
                 else:
                     r = product(x, layer.recurrent)
