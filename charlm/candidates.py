@@ -21,6 +21,7 @@ from .charset import Charset
 from .generate import Request, Result, generate
 from .novelty import NoveltyIndex
 from .runtime import Runtime
+from .wordfilter import has_filtered_word
 
 _CHECKER: AgreementChecker | None = None
 
@@ -32,28 +33,60 @@ def candidate_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0])
 
 
+# A request whose candidates all say a listed word (charlm.wordfilter) gets up to this many more rounds of as
+# many candidates again (k = N, N+1, ...), drawn from its own seeds: still deterministic and batch-independent.
+FRESH_ROUNDS = 4
+
+
+def _key(res: Result, k: int, checker: AgreementChecker | None) -> tuple:
+    # usable first (not empty, not copied, no listed word), then the fewest agreement errors, then the lowest k
+    errors = checker.check([res.raw]).errors if checker is not None else 0
+    return (not res.text, res.copied > 0, has_filtered_word(res.raw), errors, k)
+
+
 def generate_best(
     runtime: Runtime, charset: Charset, requests: list[Request], novelty: NoveltyIndex | None = None,
     checker: AgreementChecker | None = None,
 ) -> list[Result]:
-    """Like `generate`, but a request whose settings ask for N > 1 candidates gets the best of N."""
-    if all(r.settings.candidates <= 1 for r in requests):
-        return generate(runtime, charset, requests, novelty)
+    """Like `generate`, but a request whose settings ask for N > 1 candidates gets the best of N, and a
+    proverb with a listed word is replaced by a fresh candidate's (charlm.wordfilter)."""
     global _CHECKER
-    if checker is None:
-        if _CHECKER is None:
-            _CHECKER = AgreementChecker()
-        checker = _CHECKER
-    expanded, owner = [], []  # one row per candidate; owner[i] = (request index, k)
+    counts = [max(1, r.settings.candidates) for r in requests]
+    if all(n == 1 for n in counts):
+        best = [(None, res) for res in generate(runtime, charset, requests, novelty)]
+    else:
+        best = _best_of(runtime, charset, requests, [range(n) for n in counts], novelty, checker, [None] * len(requests))
+    for rnd in range(1, FRESH_ROUNDS + 1):
+        todo = [i for i, (_, res) in enumerate(best) if has_filtered_word(res.raw)]
+        if not todo:
+            break
+        ranges = [range(counts[i] * rnd, counts[i] * (rnd + 1)) if i in todo else range(0) for i in range(len(requests))]
+        if any(b[0] is None for b in best):  # a single candidate: its key was never needed until now
+            best = [(_key(res, 0, _checker(checker)), res) if key is None else (key, res) for key, res in best]
+        best = _best_of(runtime, charset, requests, ranges, novelty, checker, best)
+    return [replace(res, seed=r.seed) for (_, res), r in zip(best, requests)]
+
+
+def _checker(checker: AgreementChecker | None) -> AgreementChecker:
+    global _CHECKER
+    if checker is not None:
+        return checker
+    if _CHECKER is None:
+        _CHECKER = AgreementChecker()
+    return _CHECKER
+
+
+def _best_of(runtime, charset, requests, ranges, novelty, checker, best) -> list[tuple]:
+    """Generate candidates k in ranges[i] for request i (one row each) and keep the best per request."""
+    checker = _checker(checker)
+    expanded, owner = [], []  # one row per candidate; owner[j] = (request index, k)
     for i, r in enumerate(requests):
-        for k in range(max(1, r.settings.candidates)):
+        for k in ranges[i]:
             expanded.append(Request(candidate_seed(r.seed, k), r.prefix, r.settings))
             owner.append((i, k))
-    results = generate(runtime, charset, expanded, novelty)
-    best: list[tuple | None] = [None] * len(requests)
-    for (i, k), res in zip(owner, results):
-        # usable first (not empty, not copied), then the fewest agreement errors, then the lowest k
-        key = (not res.text, res.copied > 0, checker.check([res.raw]).errors, k)
+    best = list(best)
+    for (i, k), res in zip(owner, generate(runtime, charset, expanded, novelty)):
+        key = _key(res, k, checker)
         if best[i] is None or key < best[i][0]:
             best[i] = (key, res)
-    return [replace(b[1], seed=r.seed) for b, r in zip(best, requests)]
+    return best

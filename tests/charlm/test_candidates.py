@@ -56,3 +56,54 @@ def test_candidates_are_range_checked():
         Settings(candidates=0)
     with pytest.raises(ValueError, match="candidates"):
         Settings(candidates=17)
+
+
+# --- words a parable never says (charlm.wordfilter) --------------------------------------------------------------
+
+def test_the_list_catches_every_form_and_not_ordinary_words():
+    from charlm.wordfilter import filtered_words
+
+    assert filtered_words("Проституция - это собака, а проститутки ...") == ["Проституция", "проститутки"]
+    assert filtered_words("Он купил водку, потом водки и пьяный пошёл к программисту.") == \
+           ["водку", "водки", "пьяный", "программисту"]
+    assert filtered_words("вино и хлеб") == ["вино"]
+    # guilt, cloth, a brewer, water: not drink
+    assert filtered_words("По его вине сукно намокло; пивовар пил воду из кувшина, лёжа на свободе.") == []
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """List the start of a word the tiny model writes often, as if it were a word a parable never says."""
+    import re
+
+    import charlm.candidates as cand
+
+    def use(stem):
+        pattern = re.compile(rf"(?<![а-яёa-z]){stem}", re.IGNORECASE)
+        monkeypatch.setattr(cand, "has_filtered_word", lambda text: pattern.search(text) is not None)
+        return pattern
+
+    return use
+
+
+@pytest.mark.parametrize("candidates", [1, 3])
+def test_a_listed_word_is_never_served_and_a_fresh_candidate_replaces_it(alpha, listed, candidates):
+    settings = replace(alpha.defaults, candidates=candidates)
+    reqs = [Request(s, "", settings) for s in range(24)]
+    plain = [r.raw for r in generate_best(alpha.runtime, alpha.charset, reqs, alpha.novelty, CountLetter())]
+    # the model's most frequent two-letter word start: listed, it is in a good share of the plain proverbs
+    import collections
+    import re
+
+    starts = collections.Counter(w[:2] for t in plain for w in re.findall(r"\w{2,}", t))
+    stem = starts.most_common(1)[0][0]
+    pattern = listed(stem)
+    assert sum(bool(pattern.search(t)) for t in plain) >= 3
+    served = generate_best(alpha.runtime, alpha.charset, reqs, alpha.novelty, CountLetter())
+    assert not any(pattern.search(r.raw) for r in served)
+    assert all(r.text for r in served) and [r.seed for r in served] == list(range(24))
+    # the same proverbs one by one (batch-independent), and again (deterministic)
+    assert [generate_best(alpha.runtime, alpha.charset, [q], alpha.novelty, CountLetter())[0].text for q in reqs[:8]] == \
+           [r.text for r in served[:8]]
+    # proverbs without the word are the ones served before the word was listed
+    assert all(s.raw == p for s, p in zip(served, plain) if not pattern.search(p))
