@@ -3,6 +3,8 @@
 - `fetch`: the ancestor's five parable corpora from NeuroBasnya's MIT-licensed `training.zip`
   (downloaded, or `--from` a local copy), checked against the hashes the shipped bundles were trained on.
 - `fortunes`: Russian sayings from Debian's `fortunes-ru` package (GPL-2), cleaned into one entry per line.
+- `tinystories`: simple children's stories from TinyStories-ru (Apache-2.0), one story per line: grammar first.
+- `written`: the figures and checks of the parables written for the project (`corpora/*.written.txt`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from charlm.text import PARAGRAPH, normalize_text
+from charlm.wordfilter import filtered_words, has_filtered_word
 
 from .cli import HelpFormatter, Parser, fail, ranged
 
@@ -46,6 +51,9 @@ CURATED = (
     "happy", "human_being", "innocence", "knowledge", "life", "life_k", "love", "love_s", "lovers",
     "man_and_woman", "relations", "success", "sympathy", "time", "truth", "truth_and_lie", "wealth", "work",
 )
+# Files never used for training (issue 23: the bundles pretrained on all of fortunes-ru said «секс», «водку»,
+# «программиста» in 1-4 % of proverbs): sex, drink, politics, computers and programming.
+EXCLUDED = ("sex", "flirt", "drink", "polit", "russia_today", "war", "computer", "programming", "M$")
 # A saying for `/aphorism`: one or two sentences (characters, cleaned).
 CURATED_LENGTH = (20, 240)
 
@@ -68,6 +76,7 @@ class Report:
     kept: int = 0
     chars: int = 0
     dropped: Counter = field(default_factory=Counter)
+    mapped: Counter = field(default_factory=Counter)
 
     def lines(self, out: Path) -> list[str]:
         drops = ", ".join(f"{n} {why}" for why, n in self.dropped.most_common()) or "none"
@@ -103,6 +112,8 @@ def read_fortunes(files: list[Path], length: tuple[int, int] | None = None,
                 why = "attribution only"
             elif not _ALLOWED.fullmatch(entry):
                 why = "with Latin letters or rare symbols"
+            elif has_filtered_word(entry):
+                why = "with a word a parable never says"
             elif alphabet is not None and not alphabet.issuperset(entry):
                 why = "with characters the --charset-of model lacks"
             elif length and not length[0] <= len(entry) <= length[1]:
@@ -129,7 +140,8 @@ def fortune_files(directory: str | Path, names: tuple[str, ...] | None = None) -
         if missing:
             raise SourceError(f"{d}: lacks {', '.join(missing)}; is fortunes-ru fully installed?")
         return [d / n for n in names]
-    files = sorted(p for p in d.iterdir() if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+                   and p.name not in EXCLUDED)
     if not files:
         raise SourceError(f"{d}: no fortune files; {INSTALL_HINT}")
     return files
@@ -228,9 +240,106 @@ def cmd_fortunes(a) -> int:
     return 0
 
 
+TINYSTORIES_URL = "https://github.com/MichaelMonashev/TinyStories-ru"
+TINYSTORIES_SOURCE = ("TinyStories-ru (github.com/MichaelMonashev/TinyStories-ru), Apache-2.0; "
+                      "stories written by google/gemma-2-27b-it")
+# Characters of TinyStories-ru the base cannot write, mapped to ones it can (the base's charset has «ё» but
+# no «Ё»: 92 of 14,753 stories); a story with any other such character is dropped (1, with «Ы»).
+TINYSTORIES_MAP = str.maketrans({"Ё": "Е"})
+
+
+def read_tinystories(folder: Path, alphabet: set[str] | None) -> tuple[list[str], Report]:
+    """Every `story` of the JSON-lines shards in `folder`, one text each (paragraphs as PARAGRAPH), deduplicated."""
+    import json
+
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: no such folder; get TinyStories-ru's data/*.jsonl from {TINYSTORIES_URL} "
+                          "and pass --from DIR")
+    shards = sorted(folder.glob("*.jsonl")) or sorted(folder.glob("data/*.jsonl"))
+    if not shards:
+        raise SourceError(f"{folder}: no *.jsonl shards; pass TinyStories-ru's data folder ({TINYSTORIES_URL})")
+    report, seen, kept = Report(), set(), []
+    mapped: Counter = Counter()
+    for path in shards:
+        report.files += 1
+        try:
+            lines = path.read_bytes().decode("utf-8").split("\n")
+        except OSError as e:
+            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{path}: not UTF-8 (byte {e.start}); is it a TinyStories-ru shard?") from None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            report.entries += 1
+            try:
+                story = json.loads(line)["story"]
+                if not isinstance(story, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                report.dropped["unreadable lines (not JSON with a story)"] += 1
+                continue
+            for ch in set(story) & set("Ё"):
+                mapped[ch] += 1
+            # blank lines between paragraphs -> one PARAGRAPH each (normalize_text); one story, one line
+            text = normalize_text(story.translate(TINYSTORIES_MAP))
+            lacking = set(text) - alphabet if alphabet is not None else set()
+            if not text:
+                why = "empty"
+            elif lacking:
+                why = f"with characters the --charset-of model lacks ({''.join(sorted(lacking))})"
+            elif has_filtered_word(text):
+                why = "with a word a parable never says"
+            elif text in seen:
+                why = "exact duplicates"
+            else:
+                seen.add(text)
+                kept.append(text)
+                report.kept += 1
+                report.chars += len(text) + 1
+                continue
+            report.dropped[why] += 1
+    report.mapped = mapped
+    return kept, report
+
+
+def cmd_tinystories(a) -> int:
+    alphabet = None
+    if a.charset_of:
+        from charlm import BundleError, load_bundle
+
+        try:
+            alphabet = set(load_bundle(a.charset_of).charset.chars)
+        except BundleError as e:
+            raise SourceError(f"--charset-of: {e}") from None
+    if not a.source:
+        raise SourceError(f"pass --from DIR: a copy of TinyStories-ru's data/*.jsonl ({TINYSTORIES_URL})")
+    stories, report = read_tinystories(Path(a.source), alphabet)
+    if not stories:
+        raise SourceError(f"no stories left out of {report.entries} in {report.files} shards")
+    out = Path(a.out)
+    write_atomic(out, "".join(t + "\n" for t in stories).encode("utf-8"))
+    for line in report.lines(out):
+        print(line)
+    print("mapped: " + (", ".join(f"{ch} -> {TINYSTORIES_MAP[ord(ch)]} in {n} stories" for ch, n in report.mapped.items())
+                        or "none"))
+    print(f"source: {TINYSTORIES_SOURCE}")
+    return 0
+
+
+def cmd_written(a) -> int:
+    from .written import check_files
+
+    files = [Path(f) for f in a.files] if a.files else sorted(Path(a.dir).glob("*.written.txt"))
+    if not files:
+        raise SourceError(f"{a.dir}: no *.written.txt files; pass the files to check")
+    ok = check_files(files, [Path(p) for p in a.against], a.charset_of, out=sys.stdout)
+    return 0 if ok or not a.check else 1
+
+
 def parse_args(argv=None):
     p = Parser(prog="python -m training.corpora", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{fetch,fortunes}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{fetch,fortunes,tinystories,written}")
     f = sub.add_parser("fetch", help="the five parable corpora from NeuroBasnya (MIT) into data/",
                        formatter_class=HelpFormatter)
     f.add_argument("--from", dest="source", metavar="ZIP", help="a local copy of training.zip instead of downloading")
@@ -252,6 +361,23 @@ def parse_args(argv=None):
                    help="keep only entries this bundle's charset can encode (to fine-tune or pretrain from it)")
     r.add_argument("-o", "--out", default="data/fortunes.txt", help="the corpus file to write")
     r.set_defaults(run=cmd_fortunes)
+    t = sub.add_parser("tinystories", help="simple children's stories from TinyStories-ru (Apache-2.0), one per line",
+                       formatter_class=HelpFormatter)
+    t.add_argument("--from", dest="source", metavar="DIR",
+                   help=f"a copy of TinyStories-ru's JSON-lines shards ({TINYSTORIES_URL}, data/*.jsonl)")
+    t.add_argument("--charset-of", default="base", metavar="BUNDLE",
+                   help="drop stories with characters this bundle cannot write ('' keeps all)")
+    t.add_argument("-o", "--out", default="data/tinystories.txt", help="the corpus file to write")
+    t.set_defaults(run=cmd_tinystories)
+    w = sub.add_parser("written", help="figures and checks of the parables written for the project (corpora/)",
+                       formatter_class=HelpFormatter)
+    w.add_argument("files", nargs="*", metavar="FILE", help="written corpora (default: DIR/*.written.txt)")
+    w.add_argument("--dir", default="corpora", help="where the written corpora are")
+    w.add_argument("--check", action="store_true", help="exit 1 when a file fails a check")
+    w.add_argument("--against", nargs="*", default=[], metavar="PATH",
+                   help="other corpora no written text may copy from (the real ones, fortunes-ru's sayings, TinyStories-ru)")
+    w.add_argument("--charset-of", default="base", metavar="BUNDLE", help="the characters a text may hold")
+    w.set_defaults(run=cmd_written)
     return p.parse_args(argv)
 
 
