@@ -5,7 +5,7 @@ from __future__ import annotations
 from charlm import Bundle, Result
 
 from .catalog import Catalog
-from .texts import text
+from .texts import TEXTS, text
 from .votes import Tally
 
 TELEGRAM_LIMIT = 4096  # characters in one message
@@ -82,7 +82,15 @@ def about_reply(bundle: Bundle, lang: str, tally: Tally | None = None) -> str:
         bpc=f"{bpc:.3f}" if isinstance(bpc, (int, float)) else unknown,
         created=created,
         epochs=m.get("epochs", unknown),
-    ).replace("\n\n", "\n") + votes_line(tally, lang))
+    ).replace("\n\n", "\n") + sources_line(m.get("sources"), lang) + votes_line(tally, lang))
+
+
+def sources_line(sources, lang: str) -> str:
+    """A line naming what the model learned from (the manifest's "sources" keys); nothing for older bundles."""
+    if not isinstance(sources, list) or not sources:
+        return ""
+    words = [text(f"source_{s}", lang) if f"source_{s}" in TEXTS else str(s) for s in sources if isinstance(s, str)]
+    return "\n" + text("about_sources", lang, sources="; ".join(words))
 
 
 def votes_line(tally: Tally | None, lang: str) -> str:

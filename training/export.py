@@ -42,8 +42,9 @@ def export_bundle(
     generation: Settings | None = None,
     plot: Path | None = None,
     golden: list[tuple[int, str]] = GOLDEN,
+    novelty: NoveltyIndex | None = None,
 ) -> Path:
-    """Write `model` + charset (+ novelty index of `corpus_text`, + plot) to `dest` atomically.
+    """Write `model` + charset (+ `novelty`, or the novelty index of `corpus_text`, + plot) to `dest` atomically.
 
     The golden samples are generated through charlm from the exported files themselves, so the bot
     reproduces them exactly or `python -m bot check` fails.
@@ -57,9 +58,9 @@ def export_bundle(
         (tmp / MODEL_JSON).write_text(model.to_json(), encoding="utf-8")
         (tmp / CHARSET).write_text(charset.to_json(), encoding="utf-8")
         files: dict = {MODEL_JSON: tmp / MODEL_JSON, WEIGHTS: weights, CHARSET: tmp / CHARSET}
-        novelty = None
-        if corpus_text is not None:
+        if novelty is None and corpus_text is not None:
             novelty = NoveltyIndex.from_text(corpus_text, WINDOW)
+        if novelty is not None:
             novelty.save(tmp / NOVELTY)
             files[NOVELTY] = tmp / NOVELTY
         if plot is not None and Path(plot).is_file():

@@ -26,13 +26,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from charlm import BundleError, Charset, Request, Runtime, Settings, generate, load_bundle
+from charlm import BundleError, Charset, NoveltyIndex, Request, Runtime, Settings, generate, load_bundle
 from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
 from charlm.errors import PathError
 from charlm.text import END
 
 from .cli import HelpFormatter, Parser, fail, quiet_tensorflow, ranged
 from .corpus import CorpusError, read_corpus
+from .sources import learned_from
 from .distribute import STRATEGIES, StrategyError
 from .windows import Windows, eval_windows, split_texts
 
@@ -584,6 +585,7 @@ class Trainer:
                                   "chars": c.chars} for c in self.corpora],
                        "chars": sum(c.chars for c in self.corpora), "texts": sum(len(c.texts) for c in self.corpora),
                        "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids))},
+            "sources": learned_from(self.corpora, self.base.manifest if self.base else None),
             "metrics": {"val_bpc": best.get("val_bpc"), "train_bpc": best.get("train_bpc")},
             "history": st["history"],
             "training": {"config": _portable(asdict(cfg)), "init_from": self._base_name(),
@@ -595,8 +597,10 @@ class Trainer:
             manifest["recipe"] = {"step": self.recipe_step, "command": "python -m training.recipe"}
         with tempfile.TemporaryDirectory() as d:
             plot = plot_history(st["history"], Path(d) / "training.png", f"{cfg.title} ({cfg.culture})")
-            export_bundle(self.model, self.charset, dest, manifest, corpus_text=self.full_text,
-                          generation=cfg.generation(), plot=plot)
+            # the novelty guard covers every text the model learned from: this run's corpora and its base's
+            novelty = NoveltyIndex.of_corpora([c.text for c in self.corpora], self.base.novelty if self.base else None)
+            export_bundle(self.model, self.charset, dest, manifest, generation=cfg.generation(), plot=plot,
+                          novelty=novelty)
         self.say(f"bundle written: {dest} (best epoch {st['best_epoch']}, validation {best.get('val_bpc')} bpc)")
         return dest
 

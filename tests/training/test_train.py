@@ -186,6 +186,12 @@ def test_a_new_culture_fine_tunes_from_the_base(tmp_path, corpus):
     assert b.manifest["training"]["base"] == base.manifest["files"]["model.weights.h5"]
     assert b.charset.chars == base.charset.chars
     assert b.manifest["metrics"]["val_bpc"] <= base.manifest["metrics"]["val_bpc"] + 0.05  # starts from the base
+    # the novelty guard covers what the base learned too: a proverb may not copy the base's corpus either
+    from training.corpus import read_corpus
+
+    window = read_corpus(corpus).text[5:45]
+    assert window not in read_corpus(tmp_path / "kurdish.txt").text
+    assert b.novelty.copied(window) == (1, 1) and base.novelty.copied(window) == (1, 1)
 
 
 def test_help_shows_each_default_once_and_range_errors_say_the_range(tmp_path):
