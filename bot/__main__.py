@@ -48,7 +48,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", "-t", type=float, default=None, help="sampling temperature (default: the bundle's)")
     g.add_argument("--prefix", default="", help="text to start each proverb with")
     g.add_argument("--json", action="store_true", help="print JSON")
-    add("check", "load every bundle and regenerate its golden samples (exit 1 if any differs)")
+    k = add("check", "load every bundle, regenerate its golden samples and look for listed words in N proverbs "
+                     "(exit 1 if a sample differs or a proverb says a listed word)")
+    k.add_argument("--proverbs", type=int, default=1000, metavar="N",
+                   help="proverbs generated per bundle (seeds 0..N-1, its default settings) and searched for the words "
+                        "a parable never says (charlm/wordfilter.py); 0 skips this (default 1000)")
     s = sub.add_parser("stats", help="readers' votes: like rate per bundle, the most liked and disliked proverbs",
                        description="Readers' votes from the bot's database (DATABASE_URL, or DATA_DIR/bot.sqlite3): votes and "
                        "like rate per bundle version, and the most liked and most disliked proverbs with their replay commands.")
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "generate":
         return cmd_generate(settings, args)
     if command == "check":
-        return cmd_check(settings)
+        return cmd_check(settings, max(0, args.proverbs))
     if command == "stats":
         return cmd_stats(settings, args.json, args.top)
     return cmd_health(settings, args.max_age)
@@ -220,7 +224,22 @@ def _find_bundle(models_dir: Path, name: str):
     raise StartupError(f"no bundle {name!r} in {models_dir}; there are: {', '.join(sorted(names))}")
 
 
-def cmd_check(settings: BotSettings) -> int:
+def listed_words_in(bundle, n: int, batch: int = 100) -> list[tuple[int, list[str]]]:
+    """(seed, listed words) of each of the bundle's proverbs for seeds 0..n-1 that says one (as served)."""
+    from charlm import Request
+    from charlm.wordfilter import filtered_words
+
+    hits = []
+    for start in range(0, n, batch):
+        reqs = [Request(seed, "", bundle.defaults) for seed in range(start, min(n, start + batch))]
+        for r, res in zip(reqs, bundle.generate(reqs)):
+            words = filtered_words(res.text)
+            if words:
+                hits.append((r.seed, words))
+    return hits
+
+
+def cmd_check(settings: BotSettings, proverbs: int = 1000) -> int:
     from .app import reserved_commands
     from .catalog import survey_bundles
 
@@ -238,6 +257,11 @@ def cmd_check(settings: BotSettings) -> int:
             golden = bundle.check_golden()
         except Exception as e:  # noqa: BLE001 - any failure to run is this bundle's problem
             golden = [f"{bundle.path}: {type(e).__name__}: {e}"]
+        if not golden and proverbs:
+            hits = listed_words_in(bundle, proverbs)
+            if hits:
+                golden = [f"{len(hits)} of {proverbs} proverbs say a listed word: " +
+                          ", ".join(f"seed={seed} «{words[0]}»" for seed, words in hits[:5])]
         if golden:
             failed.add(bundle.path)
             print(f"FAIL {bundle.path.name}: " + "; ".join(golden))
@@ -246,7 +270,8 @@ def cmd_check(settings: BotSettings) -> int:
             metrics = bundle.manifest.get("metrics")
             bpc = metrics.get("val_bpc") if isinstance(metrics, dict) else None
             extra = f", validation {bpc:.3f} bits/char" if isinstance(bpc, (int, float)) else ""
-            print(f"ok   {bundle.name}: {n} golden samples reproduced{extra}")
+            words = f", none of {proverbs} proverbs says a listed word" if proverbs else ""
+            print(f"ok   {bundle.name}: {n} golden samples reproduced{words}{extra}")
     return 1 if failed else 0
 
 

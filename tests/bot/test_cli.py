@@ -203,3 +203,20 @@ def test_check_and_startup_refuse_the_same_bundles(tiny_models, tmp_path):
         with pytest.raises(StartupError) as e:
             Catalog.load(models, reserved_commands())  # as startup loads them
         assert said in str(e.value), (scenario, str(e.value))
+
+
+def test_check_finds_a_listed_word_in_the_proverbs_a_bundle_serves(tiny_models, tmp_path):
+    from tests.conftest import make_bundle
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    # a model that knows almost nothing but «водка» (a listed word): every fresh candidate says it too
+    make_bundle(models, "drinker", text="водка водка водка. водка водка.\n" * 120)
+    r = cli(["check", "--proverbs", "40"], bot_env(None, models, tmp_path), tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
+    assert len(fails) == 1 and fails[0].startswith("FAIL drinker") and "of 40 proverbs say a listed word" in fails[0]
+    assert "«водка" in fails[0]
+    assert "none of 40 proverbs says a listed word" in r.stdout  # alpha and beta
+    r = cli(["check", "--proverbs", "0"], bot_env(None, models, tmp_path), tmp_path)
+    assert r.returncode == 0 and "listed word" not in r.stdout
