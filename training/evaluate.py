@@ -51,8 +51,8 @@ COPY_WINDOW = 40  # characters; the issue's measure of recitation
 BATCH = 50  # proverbs generated per charlm call
 WORD_RE = re.compile(r"[а-яёА-ЯЁ]+(?:-[а-яёА-ЯЁ]+)*")  # Cyrillic words; Latin, digits and punctuation do not count
 
-# Issue 5's targets, per culture, at the bundle's default settings.
-TARGETS = {"known_words": 0.95, "copied_windows": 0.05, "sentence_end": 0.95, "agreement_errors": 0.25, "distinct": 0.98}
+# Issue 23's targets, per culture, at the bundle's default settings (issue 5's were 0.95, 0.05, 0.95, 0.25, 0.98).
+TARGETS = {"known_words": 0.98, "copied_windows": 0.01, "sentence_end": 0.95, "agreement_errors": 0.05, "distinct": 0.98}
 
 
 class WordChecker:
@@ -156,8 +156,9 @@ def split_config(manifest: dict) -> tuple[float, int, str]:
 
 
 def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = BATCH, samples: int = 3,
-             candidates: int | None = None) -> dict:
-    """Generate `n` proverbs from the bundle at `bundle_dir` and measure them against `corpus_path` (a path or a list)."""
+             candidates: int | None = None, copies_against=None) -> dict:
+    """Generate `n` proverbs from the bundle at `bundle_dir` and measure them against `corpus_path` (a path or a list);
+    copies are counted against `copies_against` too (every text the model learned from)."""
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir)
     paths = [corpus_path] if isinstance(corpus_path, (str, Path)) else list(corpus_path)
@@ -191,7 +192,8 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
     agreement = AgreementChecker(words.morph)
     agree = agreement.check(r.raw for r in results)
     c_agree = agreement.check(corpus_text.split(END))
-    index = CopyIndex(corpus_text)
+    others = [read_corpus(p) for p in (copies_against or []) if Path(p) not in {Path(q) for q in paths}]
+    index = CopyIndex(corpus_text + "".join(c.text for c in others))
     copies = [index.copied(r.raw) for r in results]
     copied, windows = sum(c for c, _ in copies), sum(w for _, w in copies)
     lengths = [len(r.raw) for r in results]
@@ -224,6 +226,7 @@ def evaluate(bundle_dir, corpus_path, n: int = 200, seed: int = 0, batch: int = 
         "agreement_examples": agree.examples,
         "corpus_agreement_errors": c_agree.rate,
         "copied_windows": share(copied, windows),
+        "copies_against": [str(p) for p in paths] + [str(c.path) for c in others],
         "windows": windows,
         "proverbs_with_copy": share(sum(1 for c, _ in copies if c), len(copies)),
         # a text cut at max_length ends in a "…" that the model did not write: Result.ended says "length" then
@@ -264,7 +267,7 @@ def format_table(r: dict) -> str:
         ("agreement errors (adjective-noun, pronoun-verb)", _f(r["agreement_errors"]),
          f"<= {TARGETS['agreement_errors']} (corpus: {_f(r['corpus_agreement_errors'])}; {r['agreement_pairs']} pairs)",
          _ok(None if r["agreement_errors"] is None else r["agreement_errors"] <= TARGETS["agreement_errors"])),
-        ("40-char windows found in the corpus", _f(r["copied_windows"]), f"<= {TARGETS['copied_windows']}",
+        ("40-char windows found in any training text given", _f(r["copied_windows"]), f"<= {TARGETS['copied_windows']}",
          _ok(None if r["copied_windows"] is None else r["copied_windows"] <= TARGETS["copied_windows"])),
         ("proverbs ending at a sentence end", _f(r["sentence_end"]),
          f">= {TARGETS['sentence_end']} (corpus: {_f(r['corpus_sentence_end'])})",
@@ -311,6 +314,9 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=3, help="proverbs to show (default: 3)")
     p.add_argument("--candidates", type=int, metavar="N",
                    help="candidates per proverb instead of the bundle's (1: the model's raw output, no grammar choice)")
+    p.add_argument("--copies-against", nargs="+", default=[], metavar="PATH",
+                   help="more corpora the copied-windows figure counts against: every text the model learned from "
+                        "(TinyStories-ru, the written parables, fortunes-ru, ...)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of the table")
     p.add_argument("--save", metavar="FILE", help="also write the JSON to FILE")
     a = p.parse_args(argv)
@@ -327,7 +333,7 @@ def main(argv=None) -> int:
     name = bundle_dir.name
     corpus = a.corpus or [f"data/{name}.txt"]
     try:
-        report = evaluate(bundle_dir, corpus, a.n, a.seed, a.batch, a.samples, a.candidates)
+        report = evaluate(bundle_dir, corpus, a.n, a.seed, a.batch, a.samples, a.candidates, a.copies_against)
     except (BundleError, CorpusError) as e:
         return fail(e)
     text = json.dumps(report, ensure_ascii=False, indent=1)
