@@ -74,13 +74,14 @@ def ancestor(zip_path: Path, n: int, rng: random.Random) -> dict[str, list[str]]
     return out
 
 
-def excerpts(corpus_dir: Path, cultures: list[str], n: int, target: int, rng: random.Random) -> dict[str, list[str]]:
+def excerpts(corpus_dir: Path, cultures: list[str], n: int, target: int, rng: random.Random,
+             suffix: str = ".txt") -> dict[str, list[str]]:
     from .corpus import read_corpus
     from .windows import split_texts
 
     out = {}
     for c in cultures:
-        path = corpus_dir / f"{c}.txt"
+        path = corpus_dir / f"{c}{suffix}"
         if path.is_file():
             held = split_texts(read_corpus(path).texts, 0.08, 0)[1]
             out[c] = [_cut(t, target) for t in rng.sample(held, min(n, len(held)))]
@@ -104,6 +105,9 @@ def cmd_make(a) -> int:
                 items += [("ancestor", c, t) for t in texts]
     for c, texts in excerpts(Path(a.corpus_dir), cultures, a.n_other, target, rng).items():
         items += [("corpus", c, t) for t in texts]
+    if a.written_dir:  # the held-out parables written for the project (corpora/NAME.written.txt), cut alike
+        for c, texts in excerpts(Path(a.written_dir), cultures, a.n_other, target, rng, ".written.txt").items():
+            items += [("written", c, t) for t in texts]
     rng.shuffle(items)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,6 +183,8 @@ def main(argv=None) -> int:
                    help="a models folder whose bundles are one source (repeatable)")
     m.add_argument("--ancestor", metavar="ZIP", help="the ancestor's published samples (NeuroBasnya's examples.zip)")
     m.add_argument("--corpus-dir", default="data", help="corpora NAME.txt for the real excerpts")
+    m.add_argument("--written-dir", metavar="DIR", help="also excerpts of the written corpora DIR/NAME.written.txt "
+                   "(source 'written'), e.g. corpora")
     m.add_argument("--cultures", nargs="+", default=["armenian", "hasidic", "indian", "jewish", "sufi"])
     m.add_argument("-n", type=int, default=20, help="proverbs per culture per bundle source")
     m.add_argument("--n-other", type=int, default=6, help="ancestor samples and corpus excerpts per culture")
