@@ -45,9 +45,18 @@ def test_the_table_is_the_shipped_schedule():
     base384 = recipe.by_name("base384")
     assert base384.args["init_from"] == "wide384" and base384.install == "base" and base384.args["culture"] == "base"
     assert "data/fortunes.txt" in base384.args["corpus"]
+    # round 3: TinyStories-ru alone, then with every written corpus, then each culture's written corpus
+    assert recipe.by_name("simple").args["corpus"] == ["data/tinystories.txt"]
+    assert recipe.by_name("simple").args["init_from"] == "base384"
+    genre = recipe.by_name("genre").args
+    assert genre["init_from"] == "simple" and genre["corpus"][0] == "data/tinystories.txt"
+    assert sorted(genre["corpus"][1:]) == sorted(f"corpora/{c}.written.txt" for c in recipe.SERVED)
     fine = [s for s in recipe.STEPS if s.install == "models"]
     assert [s.name for s in fine] == ["armenian", "hasidic", "indian", "jewish", "sufi", "aphorism"]
-    assert all(s.args["init_from"] == "base384" for s in fine)
+    assert all(s.args["init_from"] == "genre" and s.args["corpus"] == [f"corpora/{s.name}.written.txt"] for s in fine)
+    # the real corpora and fortunes-ru's sayings are in none of round 3's steps
+    for s in recipe.STEPS[recipe.STEPS.index(recipe.by_name("simple")):]:
+        assert not any(c.startswith("data/") and c != "data/tinystories.txt" for c in s.args["corpus"]), s.name
     names = [s.name for s in recipe.STEPS]
     for s in recipe.STEPS:  # every step refers only to steps before it
         for ref in (s.args.get("init_from"), s.args.get("bundle"), s.args.get("charset_of")):
@@ -56,9 +65,11 @@ def test_the_table_is_the_shipped_schedule():
 
 def test_dry_run_prints_the_plan_and_commands_and_runs_nothing(corpora):
     out = run(["--dry-run"], corpora).stdout
-    assert "12 of 12 steps" in out
+    assert "15 of 15 steps" in out
     assert "python -m training.widen runs/sufi256/bundle --units 384" in out
     assert "--init-from runs/base384/bundle" in out and "--recipe-step aphorism" in out and "--alias aph" in out
+    assert "python -m training.corpora tinystories --from data/tinystories-ru -o data/tinystories.txt" in out
+    assert "--init-from runs/genre/bundle" in out
     assert not (corpora / "runs").exists()
 
 
