@@ -40,6 +40,11 @@ KEEP_S = 2 * 24 * 3600  # Telegram keeps an unconfirmed update for 24 h; answere
 CURRENT_UPDATE: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_update", default=None)
 
 
+def storable(update_id: int) -> bool:
+    """Whether SQLite can key an update by this id (a signed 64-bit integer)."""
+    return -(2**63) <= update_id < 2**63
+
+
 class JournalError(Exception):
     """The journal file cannot be opened or written."""
 
@@ -70,6 +75,9 @@ class Journal:
             fn()
         except sqlite3.Error as e:
             self._fail(what, e)
+        except Exception as e:  # noqa: BLE001 - a value SQLite cannot take (issue 24): that update only
+            log.error("the update journal could not record one update while %s (%s); it is answered without "
+                      "the journal", what, type(e).__name__)
 
     def _fail(self, what: str, e: Exception) -> None:
         self.broken = f"{self.path}: {e}"
@@ -80,18 +88,43 @@ class Journal:
 
     def record(self, raw: list[dict]) -> list[dict]:
         """Before the batch is handed over: write down the new updates; -> the batch, with those already
-        journaled (delivered again by Telegram) replaced by empty updates that only carry their id."""
+        journaled (delivered again by Telegram) replaced by empty updates that only carry their id.
+
+        Nothing in one update can stop polling (issue 24: a lone surrogate failed the batch's write with a
+        UnicodeEncodeError, an id of 2**63 with an OverflowError, and the batch was fetched again ~400 times
+        a second): an update that cannot be written down is logged once (id and field names) and handed over
+        unjournaled; a failure of the journal itself breaks it (health: degraded), and the bot answers on."""
         if self.broken or not raw:
             return raw
-        ids = [u["update_id"] for u in raw]
         try:
-            marks = ",".join("?" * len(ids))
-            known = {r[0] for r in self._db.execute(f"SELECT update_id FROM updates WHERE update_id IN ({marks})", ids)}
-        except sqlite3.Error as e:
-            self._fail("reading", e)
+            return self._record(raw)
+        except Exception as e:  # noqa: BLE001 - the journal, not the batch, is broken: answer without it
+            self._fail("recording fetched updates", e)
             return raw
+
+    def _record(self, raw: list[dict]) -> list[dict]:
+        ids = [u["update_id"] for u in raw if storable(u["update_id"])]
+        known: set[int] = set()
+        if ids:
+            try:
+                marks = ",".join("?" * len(ids))
+                known = {r[0] for r in self._db.execute(f"SELECT update_id FROM updates WHERE update_id IN ({marks})", ids)}
+            except sqlite3.Error as e:
+                self._fail("reading", e)
+                return raw
         now = self.clock()
-        new = [(u["update_id"], json.dumps(u, ensure_ascii=False), now) for u in raw if u["update_id"] not in known]
+        new = []
+        for u in raw:
+            uid = u["update_id"]
+            if uid in known:
+                continue
+            body = self._body(u)
+            if body is None:
+                log.error("update %d is answered without the update journal: it cannot be written down (%s); "
+                          "fields: %s", uid, "its id is beyond SQLite's integers" if not storable(uid) else
+                          "its body cannot be encoded", ", ".join(sorted(k for k in u if k != "update_id")) or "none")
+                continue
+            new.append((uid, body, now))
 
         def insert() -> None:
             with self._db:
@@ -102,13 +135,31 @@ class Journal:
             self._write("recording fetched updates", insert)
         return [{"update_id": u["update_id"], REDELIVERED: True} if u["update_id"] in known else u for u in raw]
 
+    @staticmethod
+    def _body(update: dict) -> str | None:
+        """The update as the journal stores it; None when it cannot be stored (its id is out of SQLite's range)."""
+        if not storable(update["update_id"]):
+            return None
+        try:
+            body = json.dumps(update, ensure_ascii=False)
+            body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (valid JSON: "\ud800"): escaped, it reads back the same
+            body = json.dumps(update)
+        except (TypeError, ValueError):
+            return None
+        return body
+
     def sending(self, update_id: int) -> None:
         """A reply to `update_id` is going out on the wire now."""
+        if not storable(update_id):
+            return
         self._write("marking a reply", lambda: self._db.execute(
             "UPDATE updates SET state = 1 WHERE update_id = ? AND state = 0", (update_id,)))
 
     def done(self, update_id: int) -> None:
         """The update was handled (answered, or nothing to answer)."""
+        if not storable(update_id):
+            return
         self._write("marking an update done", lambda: self._db.execute(
             "UPDATE updates SET state = 2, body = '' WHERE update_id = ?", (update_id,)))
 

@@ -60,11 +60,18 @@ class PollingBot(ExtBot):
             raise
         if not isinstance(raw, list) or not all(isinstance(u, dict) and isinstance(u.get("update_id"), int) for u in raw):
             raise TelegramError("getUpdates answered something that is not a list of updates")
-        if self._on_fetched is not None:
-            raw = self._on_fetched(raw)
-        updates = tuple(read_update(u, self) for u in raw)
-        for update in updates:
-            self.insert_callback_data(update)
+        try:
+            if self._on_fetched is not None:
+                raw = self._on_fetched(raw)
+            updates = tuple(read_update(u, self) for u in raw)
+            for update in updates:
+                self.insert_callback_data(update)
+        except Exception as e:  # noqa: BLE001 - anything else: python-telegram-bot would log a CRITICAL
+            # traceback and fetch the batch again at once, forever (issue 24: ~400 getUpdates/s); as a
+            # TelegramError it is retried with backoff instead
+            log.error("could not process a batch of %d update(s) (ids %s): %s", len(raw),
+                      ", ".join(str(u["update_id"]) for u in raw[:5]), type(e).__name__)
+            raise TelegramError(f"could not process a batch of updates ({type(e).__name__})") from None
         return updates
 
     def _fatal(self, e: TelegramError) -> None:

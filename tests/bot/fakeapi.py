@@ -172,11 +172,14 @@ class FakeBotAPI:
 
     # -- scripting (call from any thread) -------------------------------------------------------
 
-    def push(self, **update) -> int:
-        """Queue one update (the fields after update_id, e.g. message={...}); -> its update_id."""
-        return self._in_loop(self._push, update)
+    def push(self, update_id: int | None = None, **update) -> int:
+        """Queue one update (the fields after update_id, e.g. message={...}); -> its update_id. `update_id`
+        sets the id (later ones follow it, as Telegram's grow)."""
+        return self._in_loop(self._push, update, update_id)
 
-    def _push(self, update: dict) -> int:
+    def _push(self, update: dict, update_id: int | None = None) -> int:
+        if update_id is not None:
+            self._ids = itertools.count(update_id)
         uid = next(self._ids)
         self._updates.append({"update_id": uid, **update})
         self._new_update.set()

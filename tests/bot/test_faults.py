@@ -350,3 +350,30 @@ def test_a_bot_with_workers_keeps_only_the_bundles_metadata(tiny_models):
     assert routing.commands == full.commands and routing.digests == full.digests
     with pytest.raises(RuntimeError, match="without its model"):
         routing.bundles["alpha"].generate([])
+
+
+# -- issue 24: hostile input, round 3 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("poison", [
+    pytest.param(dict(message=message(61, "/alpha \ud800")), id="lone-surrogate"),  # valid JSON: "\ud800"
+    pytest.param(dict(update_id=2**63, message=message(61, "/alpha")), id="id-beyond-int64"),
+])
+def test_an_update_the_journal_cannot_write_does_not_stop_polling(api, start_bot, poison, caplog):
+    import time
+
+    from bot import health
+
+    caplog.set_level(logging.INFO)
+    bot = start_bot()
+    t0 = time.monotonic()
+    api.push(**poison)
+    api.send_text(62, "/alpha seed=3")
+    assert api.wait_sent(62, timeout=15)[0].endswith("seed=3")  # before the fix: never (the batch was refetched forever)
+    time.sleep(3)
+    polls = [c for c in api.calls_of("getUpdates") if c.t >= t0]
+    assert len(polls) < 30, f"{len(polls)} getUpdates in {time.monotonic() - t0:.0f} s: polling spins"
+    assert api.confirmed > 2, "the offset never moved past the poison update"
+    ok, why = health.check(bot.settings.heartbeat_file, 60)
+    assert ok and "failed" not in why, why
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL], "a CRITICAL line: the batch failed"

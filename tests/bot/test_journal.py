@@ -69,3 +69,26 @@ def test_a_journal_that_breaks_while_running_says_so_once(tmp_path):
     journal.record([{"update_id": 1, "message": {"text": "/alpha"}}])
     journal.record([{"update_id": 2, "message": {"text": "/alpha"}}])
     assert len(seen) == 1 and "updates.sqlite3" in seen[0] and journal.broken == seen[0]
+
+
+def test_updates_sqlite_cannot_take_are_handed_over_and_the_rest_journaled(tmp_path, caplog):
+    # issue 24: one such update failed the whole batch, which was then fetched again ~400 times a second
+    path = tmp_path / "updates.sqlite3"
+    j = Journal(path)
+    odd = [update(1, "/alpha \ud800"), update(2**63), update(3)]
+    assert j.record(odd) == odd
+    assert j.broken is None
+    j.sending(2**63)
+    j.done(2**63)
+    j.close()
+    # the lone surrogate was stored escaped and reads back the same; the id beyond int64 was logged, once
+    assert Journal(path).unfinished() == [update(1, "/alpha \ud800"), update(3)]
+    assert len([r for r in caplog.records if str(2**63) in r.getMessage()]) == 1
+
+
+def test_a_journal_failing_on_a_batch_for_another_reason_degrades_and_hands_it_over(tmp_path):
+    seen = []
+    j = Journal(tmp_path / "updates.sqlite3", on_broken=seen.append)
+    j.clock = lambda: 1 / 0  # anything the journal itself cannot do
+    assert j.record([update(1)]) == [update(1)]
+    assert len(seen) == 1 and "updates.sqlite3" in seen[0] and j.broken == seen[0]
