@@ -4,7 +4,7 @@ in one order.
 Reading the bot starts here. `build_application` makes the catalog of bundles, the generation service, the
 limiters, the subscriptions' scheduler and store, and lists every handler, in the order python-telegram-bot
 tries them; each handler reaches those parts through its typed context (`BotContext`: `context.catalog`,
-`context.generator`, ...). `on_startup` and `on_stop` start and stop the parts, in that order and reversed.
+`context.generator`, ...; bot/context.py). `on_startup` and `on_stop` start and stop the parts, in that order and reversed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from . import handlers, health, presses, texts
 from .catalog import Catalog
+from .context import BotContext, Parts
 from .errors import StartupError
 from .generation import GenerationService
 from .journal import CURRENT_UPDATE, REDELIVERED, Journal, JournalError, WireMarks
@@ -56,21 +57,6 @@ NEW_MESSAGES = filters.UpdateType.MESSAGE
 ALLOWED_UPDATES = ["message", "inline_query", "callback_query", "my_chat_member"]
 
 
-@dataclass
-class Parts:
-    """What the root builds, once: handlers reach it through BotContext, startup and shutdown through the app."""
-
-    settings: BotSettings
-    catalog: Catalog
-    generator: GenerationService
-    users: UserRateLimiter  # the per-user limit on requests
-    subscriptions: Scheduler  # daily deliveries; owns the database (its store) while it is open
-    status: health.Status
-    wire: WireMarks  # replies mark their update in the journal, once run() opens one
-    votes: Votes | None = None  # readers' votes: set while the database is open (None: not collected)
-    journal: Journal | None = None  # the update journal (long polling; opened by run())
-
-
 class ProverbApplication(Application):
     """python-telegram-bot's Application, holding the bot's parts; it tells the update journal (when there is
     one) which update a handler serves and when it is done."""
@@ -92,38 +78,6 @@ class ProverbApplication(Application):
             await super().process_update(update)
         finally:
             journal.done(update.update_id)
-
-
-class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
-    """The context every handler and job gets: python-telegram-bot's, plus the bot's parts by name."""
-
-    @property
-    def parts(self) -> Parts:
-        return self.application.parts
-
-    @property
-    def settings(self) -> BotSettings:
-        return self.parts.settings
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.parts.catalog
-
-    @property
-    def generator(self) -> GenerationService:
-        return self.parts.generator
-
-    @property
-    def users(self) -> UserRateLimiter:
-        return self.parts.users
-
-    @property
-    def subscriptions(self) -> Scheduler:
-        return self.parts.subscriptions
-
-    @property
-    def votes(self) -> Votes | None:
-        return self.parts.votes
 
 
 def command_handlers() -> list[CommandHandler]:

@@ -22,7 +22,7 @@ from .limits import UserRateLimiter, delivery_unknown
 from .texts import lang_of, text
 
 if TYPE_CHECKING:
-    from .app import BotContext
+    from .context import BotContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from .texts import text
 from .votes import Ballot
 
 if TYPE_CHECKING:
-    from .app import BotContext
+    from .context import BotContext
     from .settings import BotSettings
 
 log = logging.getLogger(__name__)

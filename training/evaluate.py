@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -35,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charlm import BundleError, Charset, Request, Runtime, load_bundle
-from charlm.generate import start_context
+from charlm import BundleError, Request, load_bundle
 from charlm.novelty import window_hashes
 from charlm.proverb import ends_sentence
 from charlm.text import END
@@ -44,9 +42,10 @@ from charlm.text import END
 from charlm.agreement import AgreementChecker
 from .cli import fail
 from .corpus import Corpus, CorpusError, read_corpus
+from .config import TrainConfig
+from .heldout import heldout_bpc
 from .windows import split_texts
 
-LN2 = math.log(2)
 COPY_WINDOW = 40  # characters; the issue's measure of recitation
 BATCH = 50  # proverbs generated per charlm call
 WORD_RE = re.compile(r"[а-яёА-ЯЁ]+(?:-[а-яёА-ЯЁ]+)*")  # Cyrillic words; Latin, digits and punctuation do not count
@@ -108,49 +107,11 @@ class CopyIndex:
         return copied, len(h)
 
 
-def heldout_bpc(runtime: Runtime, charset: Charset, texts: list[str]) -> tuple[float | None, int]:
-    """Full-context bits/char of `texts` under `runtime`: -> (bpc, characters scored).
-
-    Each text is one row, primed with the start-of-text context and scored on every character and the END
-    that closes it. Rows are sorted longest first, so the rows still running are always a prefix of the batch
-    and a finished row simply drops off (no padding is computed).
-    """
-    if not texts:
-        return None, 0
-    prime = start_context(charset)
-    skip = len(prime) - 1  # predictions made while still feeding the prime are not scored
-    tail = END if END in charset else ""
-    seqs = sorted((charset.encode(prime + t + tail) for t in texts), key=len, reverse=True)
-    steps = np.array([len(s) - 1 for s in seqs])  # (rows,) predictions per row, descending
-    ids = np.zeros((len(seqs), steps[0] + 1), np.int64)  # (rows, longest + 1), zero padded
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)] = s
-    state = runtime.initial_state(len(seqs))
-    rows = len(seqs)
-    total = 0.0
-    for t in range(int(steps[0])):
-        live = int(np.searchsorted(-steps, -t, side="left"))  # rows with steps > t
-        if live < rows:
-            state = Runtime.select(state, slice(0, live))
-            rows = live
-        logits, state = runtime.step(ids[:rows, t], state)  # (rows, vocab)
-        if t < skip:  # still inside the priming context: the text's own characters start after it
-            continue
-        z = logits.astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z).sum(axis=1))
-        total += float((lse - z[np.arange(rows), ids[:rows, t + 1]]).sum())
-    scored = int(steps.sum()) - skip * len(seqs)
-    return total / scored / LN2, scored
-
-
 def split_config(manifest: dict) -> tuple[float, int, str]:
     """(val_share, split_seed, where they came from) for the held-out split the bundle was trained with."""
     cfg = (manifest.get("training") or {}).get("config") or {}
     if "val_share" in cfg and "split_seed" in cfg:
         return float(cfg["val_share"]), int(cfg["split_seed"]), "manifest"
-    from .train import TrainConfig  # the training defaults; TrainConfig pulls in no TensorFlow
-
     d = TrainConfig(culture="")
     return d.val_share, d.split_seed, "training defaults (the manifest has no training config)"
 

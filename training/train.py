@@ -20,13 +20,13 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from charlm import BundleError, Charset, NoveltyIndex, Request, Runtime, Settings, generate, load_bundle
+from charlm import BundleError, Charset, NoveltyIndex, Request, Runtime, generate, load_bundle
 from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
 from charlm.errors import PathError
 from charlm.text import END
@@ -36,6 +36,8 @@ from .corpus import CorpusError, read_corpus
 from .sources import learned_from
 from .distribute import STRATEGIES, StrategyError
 from .windows import Windows, eval_windows, split_texts
+from .config import ARCH, CANDIDATE, CARRIED, CHECKPOINT, GENERATION, TrainConfig  # noqa: F401 (names of this module too)
+from .heldout import heldout_bpc
 
 LN2 = math.log(2)
 
@@ -48,74 +50,11 @@ KNOWN = {
     "sufi": ("Суфийские притчи", ["suf"], "Суфийские притчи и истории"),
 }
 
-# The parts of the config that define the model; a resumed run must match them.
-ARCH = ("cell", "layers", "units", "embedding")
-# Generation defaults a bundle carries; a replaced bundle's values are kept unless given.
-GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost", "candidates")
-# What a new bundle takes from the one it replaces unless given (carry_over).
-CARRIED = ("title", "aliases", "description", *GENERATION)
-CHECKPOINT, CANDIDATE, REPLACED = "checkpoint", "bundle", "replaced"
+REPLACED = "replaced"  # (the run folder's subfolder for the bundles an install replaced)
 
 
 class SetupError(PathError):
     """An output folder or option that makes the run impossible; the message names the path and the fix."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a run; stored in the checkpoint and the bundle's manifest."""
-
-    culture: str
-    corpus: list[str] = field(default_factory=list)
-    models_dir: str = "models"
-    run_dir: str = ""
-    checkpoint: str = ""  # the checkpoint folder, if not RUN_DIR/checkpoint
-    epochs: int = 30
-    seed: int = 0
-    split_seed: int = 0
-    cell: str = "lstm"
-    layers: int = 2
-    units: int = 256
-    embedding: int = 64
-    dropout: float = 0.2
-    window: int = 128
-    stride: int = 64
-    batch_size: int = 64
-    lr: float = 3e-3
-    min_lr: float = 1e-4
-    clipnorm: float = 1.0
-    val_share: float = 0.08
-    patience: int = 4
-    lr_patience: int = 1
-    steps_per_epoch: int = 0
-    sample_every: int = 5
-    init_from: str = ""
-    title: str = ""
-    aliases: list[str] = field(default_factory=list)
-    description: str = ""
-    temperature: float = 0.5
-    top_p: float = 0.95
-    top_k: int = 0
-    min_length: int = 60
-    max_length: int = 400
-    end_boost: float = 3.0
-    candidates: int = 1
-    export: bool = True
-
-    def generation(self) -> Settings:
-        return Settings(**{k: getattr(self, k) for k in GENERATION})
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else Path(self.run_dir) / CHECKPOINT
-
-    @property
-    def candidate_dir(self) -> Path:
-        return Path(self.run_dir) / CANDIDATE
-
-    @property
-    def install_dir(self) -> Path:
-        return Path(self.models_dir) / self.culture
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
@@ -627,8 +566,6 @@ def install_bundle(candidate: Path, dest: Path, heldout: list[str], force: bool,
     Both bundles are scored the same way, through charlm with full context on the same held-out texts, so the
     comparison holds even when the two were trained with different windows. The replaced bundle is copied to
     `backups` first."""
-    from .evaluate import heldout_bpc
-
     if not (dest / MANIFEST).is_file():
         _swap_in(candidate, dest)
         return f"{dest}: installed (there was none); the run's copy is {candidate}"

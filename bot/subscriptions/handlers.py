@@ -20,7 +20,7 @@ from .texts import text
 from .timing import find_zone, format_time, parse_time, zone
 
 if TYPE_CHECKING:
-    from ..app import BotContext
+    from ..context import BotContext
 
 log = logging.getLogger(__name__)
 
