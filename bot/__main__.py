@@ -317,5 +317,18 @@ def cmd_health(settings: BotSettings, max_age: float | None) -> int:
     return 0 if ok else 1
 
 
+def command() -> int:
+    """`python -m bot` and the `proverbs` command (pyproject.toml): main, and one line instead of a traceback
+    when this Python lacks the bot's dependencies (e.g. the system python3: no httpx, telegram, h5py)."""
+    try:
+        return main()
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.partition(".")[0] in ("bot", "charlm"):
+            raise
+        return fail(f"this Python ({sys.executable}) lacks the bot's dependencies (no module {e.name!r}): ./scripts/run.sh "
+                    "sets up .venv-bot with them and runs the bot there (then .venv-bot/bin/python -m bot ... or "
+                    ".venv-bot/bin/proverbs ...)")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

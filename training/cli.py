@@ -121,6 +121,34 @@ def fail(message, status: int = 2) -> int:
     return status
 
 
+OWN = ("training", "charlm", "bot")  # the project's packages: a missing one of these is a broken checkout
+
+
+def missing_dependency(e: ModuleNotFoundError) -> str | None:
+    """The one line for an import that failed because this Python lacks training's dependencies, else None."""
+    name = e.name or ""
+    if not name or name.partition(".")[0] in OWN:
+        return None
+    return (f"this Python ({sys.executable}) lacks training's dependencies (no module {name!r}): ./scripts/test.sh "
+            "sets up .venv with them; then run .venv/bin/python -m training ... (or pip install -e '.[train]' here)")
+
+
+def missing_dependency_in_one_line() -> None:
+    """From here on, a ModuleNotFoundError for a dependency ends the command with one line saying which script
+    sets up an environment that has it, instead of a traceback (e.g. `python3 -m training` with the system
+    Python, which has no h5py or TensorFlow)."""
+    hook = sys.excepthook
+
+    def excepthook(kind, value, tb):
+        line = missing_dependency(value) if isinstance(value, ModuleNotFoundError) else None
+        if line is None:
+            hook(kind, value, tb)
+        else:
+            sys.stderr.write(f"error: {line}\n")
+
+    sys.excepthook = excepthook
+
+
 def interrupt_in_one_line(what: str) -> None:
     """Until a command installs its own handler, Ctrl-C prints one line and exits 130, wherever it lands
     (even inside `import tensorflow`, whose KeyboardInterrupt would print a long traceback)."""

@@ -6,8 +6,9 @@ the candidate replaces `models/NAME` only when it is better on held-out text (or
 from __future__ import annotations
 
 if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
-    from training.cli import interrupt_in_one_line, quiet_tensorflow
+    from training.cli import interrupt_in_one_line, missing_dependency_in_one_line, quiet_tensorflow
 
+    missing_dependency_in_one_line()
     quiet_tensorflow()
     interrupt_in_one_line("before training started; nothing was saved")
 
