@@ -8,6 +8,11 @@ import os
 from dataclasses import dataclass
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+# How long a worker may go without a heartbeat before TensorFlow's coordination service declares it dead
+# and every worker fails with "UNAVAILABLE: Task /job:worker/replica:0/task:0 heartbeat timeout". The
+# default (10 s) was missed once on this 2-core machine under load (two workers tracing their first step
+# beside another training run: issue 25); a dead worker still ends the run, only up to this much later.
+HEARTBEAT_TIMEOUT_S = 300
 
 
 class StrategyError(Exception):
@@ -69,6 +74,7 @@ def place(name: str, global_batch: int) -> Placement:
         strategy = tf.distribute.MirroredStrategy(devices=devices)
         placement = Placement(name, strategy, strategy.num_replicas_in_sync, True, ", ".join(devices))
     elif name == "multiworker":
+        patient_coordination(conf)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         task = conf["task"]
         chief = task["type"] == "chief" or ("chief" not in conf["cluster"] and int(task["index"]) == 0)
@@ -81,6 +87,27 @@ def place(name: str, global_batch: int) -> Placement:
         raise StrategyError(f"--batch-size {global_batch} does not split evenly across {placement.replicas} replicas "
                             f"({placement.where}); use a multiple of {placement.replicas}")
     return placement
+
+
+def patient_coordination(conf: dict) -> None:
+    """Configure the coordination service as MultiWorkerMirroredStrategy would, with HEARTBEAT_TIMEOUT_S.
+
+    The strategy configures it only when nothing did before, and offers no option for the heartbeat; this is
+    its own call (tensorflow/python/distribute/collective_all_reduce_strategy.py, TF 2.21) with the timeout.
+    Call before the strategy is made."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+    from tensorflow.python.training.server_lib import ClusterSpec
+
+    if conf["task"]["type"] not in ("chief", "worker") or context.context().coordination_service is not None:
+        return
+    spec = multi_worker_util.normalize_cluster_spec(ClusterSpec(conf["cluster"]))
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec), coordinated_jobs=jobs,
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000)
 
 
 def distributed_steps(placement: Placement, model, optimizer, loss_fn, clipnorm: float, global_batch: int):

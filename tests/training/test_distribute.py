@@ -1,6 +1,7 @@
 """`--strategy mirrored` and `--strategy multiworker` without GPUs: two logical CPU devices, two local workers."""
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_workers_train_one_bundle_the_bot_serves(tmp_path, corpus):
+def two_workers(tmp_path: Path) -> list[tuple[subprocess.Popen, tuple[str, str]]]:
+    """Train SMALL on two local workers (ports free now) in tmp_path; -> (process, (stdout, stderr)) each."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     args = [sys.executable, "-m", "training.train", *SMALL, "--strategy", "multiworker", "--models-dir", "models"]
     procs = []
@@ -94,6 +96,40 @@ def test_two_workers_train_one_bundle_the_bot_serves(tmp_path, corpus):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    return list(zip(procs, outs))
+
+
+# What TensorFlow's coordination service says when a worker was too slow to answer (a machine under load,
+# not a fault of the run): the whole two-worker run is tried once more on exactly these.
+LOAD_FAILURES = ("heartbeat timeout", "UNAVAILABLE")
+
+
+def test_the_coordination_service_waits_out_a_loaded_machine(tmp_path):
+    """The heartbeat timeout is HEARTBEAT_TIMEOUT_S, not TensorFlow's 10 s that a loaded machine missed."""
+    code = textwrap.dedent("""
+        from training.cli import quiet_tensorflow
+        quiet_tensorflow()
+        from tensorflow.python.eager import context
+        from training.distribute import place
+        place("multiworker", 8)
+        print(context.context().coordination_service.heartbeat_timeout_in_ms)
+    """)
+    e = {**env(), "TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{free_port()}"]},
+                                           "task": {"type": "worker", "index": 0}})}
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=e, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-2000:]
+    from training.distribute import HEARTBEAT_TIMEOUT_S
+
+    assert HEARTBEAT_TIMEOUT_S >= 120 and int(p.stdout.split()[-1]) == HEARTBEAT_TIMEOUT_S * 1000
+
+
+def test_two_workers_train_one_bundle_the_bot_serves(tmp_path, corpus):
+    results = two_workers(tmp_path)
+    if any(p.returncode and any(f in err for f in LOAD_FAILURES) for p, (_, err) in results):
+        for leftover in ("runs", "models"):  # (the corpus stays)
+            shutil.rmtree(tmp_path / leftover, ignore_errors=True)
+        results = two_workers(tmp_path)
+    procs, outs = [p for p, _ in results], [o for _, o in results]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     chief, other = outs[0][0], outs[1][0]
