@@ -90,7 +90,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "press_stale": {"ru": "Эта кнопка устарела. Попробуйте /help", "en": "This button has expired. Try /help"},
     "press_rate_limited": {"ru": "Не так быстро, пожалуйста: попробуйте через {seconds} с",
                            "en": "Not so fast, please: try again in {seconds} s"},
-    "press_failed": {"ru": "Не получилось, попробуйте чуть позже", "en": "That did not work; please try a little later"},
+    "press_failed": {"ru": "Оценка не учтена, попробуйте чуть позже", "en": "Your vote was not taken; please try a little later"},
     # the command menu (set_my_commands)
     "menu_start": {"ru": "что я умею", "en": "what I can do"},
     "menu_help": {"ru": "помощь и список моделей", "en": "help and the list of models"},

@@ -194,11 +194,13 @@ def guarded(handler):
         if scheduler.store is not None:
             try:
                 await handler(update, context)
-                return
             except Exception as e:  # noqa: BLE001 - the database's trouble only; the rest reaches the error handler
                 if not (isinstance(e, OSError) or database_error(e)):
                     raise
                 scheduler.database_failed(e, f"the subscriptions database failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            else:
+                scheduler.database_worked()
+                return
         if update.effective_message is not None and update.effective_chat is not None:
             await send(update, text("unavailable", user_lang(update), commands=command_list(context.catalog)))
 

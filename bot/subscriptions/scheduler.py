@@ -146,10 +146,16 @@ class Scheduler:
             self.degrade(why)
 
     def _reachable(self) -> None:
-        """A tick used the database: if only a lost connection had degraded it, subscriptions are back."""
-        if self._lost is not None and self.unavailable == self._lost:
+        """A tick used the database: subscriptions are back if they were down."""
+        self.database_worked()
+
+    def database_worked(self) -> None:
+        """A transaction on the open database succeeded (every one takes SQLite's write lock: BEGIN IMMEDIATE):
+        whatever had degraded subscriptions while running (a read-only, full, lost or replaced database) is
+        over. Before, only a lost connection recovered: health said "degraded" until a restart (issue 24)."""
+        if self.store is not None and self.unavailable is not None:
             self.status.recover("subscriptions")
-            log.warning("subscriptions available again: the database is reachable")
+            log.warning("subscriptions available again: the database works")
         self._lost = None
 
     async def start(self, app: Application) -> None:

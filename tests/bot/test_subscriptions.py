@@ -357,11 +357,14 @@ def test_a_database_that_fills_up_while_running_degrades(api, run_bot, monkeypat
 
     bot = run_bot()
     store = scheduler(bot).store
+    # the startup tick's transaction, done before the disk fills (one that ends after it would recover: it worked)
+    api.wait_for(lambda: scheduler(bot)._ticking is not None and scheduler(bot)._ticking.done(), 30, "the first tick")
 
     async def full(*args, **kwargs):  # what SQLite says when the disk fills up under a write
         raise OperationalError("INSERT INTO subscriptions ...", {}, sqlite3.OperationalError("database or disk is full"))
 
     monkeypatch.setattr(store, "subscribe", full)
+    monkeypatch.setattr(store, "take_lease", full)  # every write fails: a tick that wrote would recover (issue 24)
     assert "недоступны" in ask(api, 133, "/subscribe")  # not the generic error
     assert "seed=" in ask(api, 133, "/alpha")
     assert "database or disk is full" in bot.parts.status.line
