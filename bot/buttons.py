@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from .commands import MAX_SEED, ProverbArgs, parse_args, replay_command, split_command
+from charlm.text import normalize_prefix
+
+from .commands import MAX_SEED, ProverbArgs, format_temperature, parse_args, replay_command, split_command
 from .texts import text
 
 MAX_DATA = 64  # bytes: Telegram's limit on callback_data
@@ -30,7 +32,7 @@ FROM_MESSAGE = "~"
 _NAME = re.compile(r"[a-z0-9_]{1,32}")
 _TAG = re.compile(r"[0-9a-f]{%d}" % TAG)
 _SEED = re.compile(r"[0-9]{1,9}")
-_TEMPERATURE = re.compile(r"[0-9]{1,2}(\.[0-9]{1,4})?")
+_TEMPERATURE = re.compile(r"[0-9][0-9.e+-]{0,23}")  # as format_temperature writes it (checked in full below)
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,15 @@ class Press:
         return VOTES.get(self.action, 0)
 
 
-def encode(action: str, name: str, digest: str, seed: int, temperature: float | None, prefix: str) -> str:
-    """Callback data for one button; the prefix is left in the message ("~") when it does not fit in 64 bytes."""
+def encode(action: str, name: str, digest: str, seed: int, temperature: float | None, prefix: str) -> str | None:
+    """Callback data for one button; the prefix is left in the message ("~") when it does not fit in 64 bytes.
+    None when even that does not fit (a 32-letter name with a 17-digit temperature): no such button then."""
     code = {v: k for k, v in ACTIONS.items()}[action]
-    head = f"{code}|{name}|{digest[:TAG]}|{seed}|{'' if temperature is None else f'{temperature:g}'}|"
+    head = f"{code}|{name}|{digest[:TAG]}|{seed}|{'' if temperature is None else format_temperature(temperature)}|"
     data = f"{head}={prefix}"
-    return data if len(data.encode("utf-8")) <= MAX_DATA else head + FROM_MESSAGE
+    if len(data.encode("utf-8")) <= MAX_DATA:
+        return data
+    return head + FROM_MESSAGE if len(head) + len(FROM_MESSAGE) <= MAX_DATA else None
 
 
 def decode(data: object, max_temperature: float) -> Press | None:
@@ -69,9 +74,12 @@ def decode(data: object, max_temperature: float) -> Press | None:
     if (code not in ACTIONS or not _NAME.fullmatch(name) or not _TAG.fullmatch(tag) or not _SEED.fullmatch(seed)
             or int(seed) > MAX_SEED or (temperature and not _TEMPERATURE.fullmatch(temperature))):
         return None
-    t = float(temperature) if temperature else None
-    if t is not None and not (0.0 <= t <= max_temperature):
+    try:
+        t = float(temperature) if temperature else None
+    except ValueError:  # "1..2", "1e"
         return None
+    if t is not None and (format_temperature(t) != temperature or not (0.0 <= t <= max_temperature)):
+        return None  # only what encode writes: one text per temperature
     if prefix == FROM_MESSAGE:
         p = None
     elif prefix.startswith("="):
@@ -94,7 +102,7 @@ def prefix_from_replay(message_text: str | None, press: Press, max_temperature: 
         return None
     if args.seed != press.seed or args.temperature != press.temperature:
         return None
-    return args.prefix
+    return normalize_prefix(args.prefix)  # (messages sent before issue 24 carried the prefix as typed)
 
 
 def share_query(name: str, seed: int, temperature: float | None, prefix: str) -> str:
@@ -110,7 +118,8 @@ def keyboard(name: str, digest: str, seed: int, temperature: float | None, prefi
         return encode(action, name, digest, seed, temperature, prefix)
 
     share = InlineKeyboardButton(text("button_share", lang), switch_inline_query=share_query(name, seed, temperature, prefix))
-    if inline and data("more").endswith(FROM_MESSAGE):
+    more = data("more")
+    if more is None or (inline and more.endswith(FROM_MESSAGE)):
         return InlineKeyboardMarkup([[share]])
     return InlineKeyboardMarkup([
         [InlineKeyboardButton(text("button_more", lang), callback_data=data("more")),

@@ -104,7 +104,7 @@ def parse_args(rest: str, max_temperature: float = 2.0) -> ProverbArgs:
             seed = int(value)
         else:
             try:
-                temperature = float(value)
+                temperature = float(value) + 0.0  # (-0 -> 0: "t=-0" is written back as t=0)
             except ValueError:
                 raise ArgError("bad_temperature", max=f"{max_temperature:g}") from None
             if not (0.0 <= temperature <= max_temperature):
@@ -118,6 +118,15 @@ def replay_command(command: str, args: ProverbArgs, seed: int) -> str:
     if args.prefix:
         parts.append(args.prefix)
     if args.temperature is not None:
-        parts.append(f"t={args.temperature:g}")
+        parts.append(f"t={format_temperature(args.temperature)}")
     parts.append(f"seed={seed}")
     return " ".join(parts)
+
+
+def format_temperature(t: float) -> str:
+    """The shortest text that reads back as exactly `t` (`0.6`, `1`, `0.33333333`, `1e-05`), for replay lines
+    and callback data. `:g` alone rounded to 6 digits: t=0.33333333 came back as t=0.333333, another text, and
+    the buttons of t=0.12345 or t=1e-5 were refused as stale (issue 24)."""
+    t = t + 0.0  # -0.0 -> 0.0
+    short = f"{t:g}"
+    return short if float(short) == t else repr(t)

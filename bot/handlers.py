@@ -101,7 +101,9 @@ async def reply_proverb(update: Update, context: BotContext, name: str, rest: st
     request = catalog.request(name, args.seed, prefix, args.temperature)
     async with typing(context, update.effective_chat.id, settings.typing_delay):
         [result] = await context.generator.generate([(name, request)])
-    replay = replay_command(name, ProverbArgs(args.prefix, args.temperature), request.seed)
+    # the prefix as normalized, here as in the buttons: read back, it must be the same (issue 24: a decomposed
+    # letter in a long prefix, read from the replay line as typed, made every button "expired")
+    replay = replay_command(name, ProverbArgs(prefix, args.temperature), request.seed)
     await send(update, replies.proverb_reply(result, replay),
                proverb_buttons(catalog, name, request.seed, args.temperature, prefix, lang))
 

@@ -18,6 +18,8 @@ from .catalog import Catalog
 from .commands import ProverbArgs, replay_command
 from .handlers import allowed, proverb_buttons, typing, user_lang
 from .texts import text
+from .subscriptions.db import reason
+from .subscriptions.scheduler import database_error
 from .votes import Ballot
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ async def on_press(update: Update, context: BotContext) -> None:
         return
     press = buttons.decode(query.data, settings.max_user_temperature)
     if press is None:
-        log.debug("refused callback data %r", (query.data or "")[:80])
+        # repr first: data may be a number or an object (a forged press), which cannot be sliced (issue 24)
+        log.debug("refused callback data %s", repr(query.data)[:80])
         await query.answer(text("press_stale", lang))
         return
     if press.name not in catalog.bundles:
@@ -110,10 +113,16 @@ async def vote(update: Update, context: BotContext, press: buttons.Press, prefix
         old = await votes.cast(Ballot(
             user_id=update.effective_user.id, bundle=press.name, bundle_sha256=digest, seed=press.seed, prefix=prefix,
             temperature=press.temperature, settings=request.settings, text=result.text, value=press.vote))
-    except Exception:  # noqa: BLE001 - the database is down: the reader hears so, the log has the traceback
-        log.exception("could not record a vote on %s seed=%s", press.name, press.seed)
+    except Exception as e:  # noqa: BLE001 - the reader hears the vote was not taken
+        if isinstance(e, OSError) or database_error(e):  # one line (it was two tracebacks per vote)
+            why = f"the database failed: {type(e).__name__}: {reason(e)[:200]}"
+            log.error("could not record a vote on %s seed=%s: %s", press.name, press.seed, why)
+            context.subscriptions.database_failed(e, why)  # health says so (it said "ok" while votes were lost)
+        else:
+            log.exception("could not record a vote on %s seed=%s", press.name, press.seed)
         await query.answer(text("press_failed", lang))
         return
+    context.subscriptions.database_worked()
     mark = EMOJI[press.vote]
     key = "press_voted" if old == 0 else "press_same" if old == press.vote else "press_changed"
     await query.answer(text(key, lang, vote=mark))

@@ -20,7 +20,7 @@ from bot.subscriptions.migrate import alembic_config, current_revision, head
 from bot.subscriptions.db import make_engine
 from bot.subscriptions.store import Store
 
-from .conftest import BOTH_DATABASES, PYTHON, RunningBot, bot_env, bot_settings, bot_starter
+from .conftest import BOTH_DATABASES, PYTHON, ROOT, RunningBot, bot_env, bot_settings, bot_starter
 from .fakeapi import FakeBotAPI
 
 FOOTER = re.compile(r"\n\n/(\w+)(.*) seed=(\d+)$")
@@ -285,3 +285,129 @@ def test_the_votes_migration_keeps_the_subscriptions(tmp_path):
             await store.close()
 
     asyncio.run(go())
+
+
+# -- issue 24: the database lost or broken while the bot runs -------------------------------------------
+
+
+def test_a_database_deleted_while_running_refuses_votes_and_subscriptions_instead_of_losing_them(api, run_bot, tmp_path):
+    from bot import health
+
+    bot = run_bot()
+    msg = ask(api, 300, "/alpha seed=5")
+    assert press(api, msg, "up") == "👍 Спасибо, учтено"
+    for f in (tmp_path / "data").glob("bot.sqlite3*"):
+        f.unlink()
+    # before the fix: «👎 Спасибо, учтено» and «Готово», written to the deleted file and gone at the restart
+    assert "не учтена" in press(api, msg, "down")
+    assert "недоступны" in ask(api, 300, "/subscribe alpha 09:00")["text"]
+    ok, why = health.check(bot.settings.heartbeat_file, 60)
+    assert ok and "degraded" in why and "bot.sqlite3" in why, why
+
+
+def test_a_database_overwritten_while_running_refuses_votes_then_recovers_once_restored(api, run_bot, tmp_path):
+    from bot import health
+
+    bot = run_bot()
+    db = tmp_path / "data" / "bot.sqlite3"
+    good = db.read_bytes()  # migrated: the schema, no votes yet
+    msg = ask(api, 301, "/alpha seed=6")
+    with db.open("r+b") as f:  # random bytes in place (the same file): SQLite itself did not notice
+        f.write(bytes(range(256)) * (len(good) // 256 + 1))
+    assert "не учтена" in press(api, msg, "up")
+    ok, why = health.check(bot.settings.heartbeat_file, 60)
+    assert "degraded" in why and "no longer an SQLite database" in why, why
+    with db.open("r+b") as f:
+        f.write(good)
+    assert press(api, msg, "up", user_id=302) == "👍 Спасибо, учтено"
+    ok, why = health.check(bot.settings.heartbeat_file, 60)
+    assert ok and "degraded" not in why, why  # before the fix: degraded until a restart
+    assert bot.parts.status.line is None
+
+
+# -- issue 24: what the bot writes reads back to the same request ------------------------------------------
+
+
+def _written(name: str, rest: str, seed_if_none: int = 11) -> tuple:
+    """What the bot writes for `/name rest` (as reply_proverb does): (request, replay line, callback data)."""
+    from charlm.text import normalize_prefix
+
+    from bot.commands import ProverbArgs, parse_args, replay_command
+
+    args = parse_args(rest, 2.0)
+    prefix = normalize_prefix(args.prefix)
+    seed = args.seed if args.seed is not None else seed_if_none
+    replay = replay_command(name, ProverbArgs(prefix, args.temperature), seed)
+    data = {a: buttons.encode(a, name, "ab12" + "0" * 60, seed, args.temperature, prefix) for a in ("more", "up", "down")}
+    return (seed, args.temperature, prefix), replay, data
+
+
+def test_buttons_and_replay_lines_read_back_to_the_same_request_property():
+    import random
+
+    from charlm.text import normalize_prefix
+
+    from bot.commands import format_temperature, parse_args, split_command
+
+    rng = random.Random(24)
+    letters = ["О", "д", "н", "а", "ж", "ы", "и", "\u0306", "e\u0301", "й", " ", "  ", "\u00a0", "\u2029", "\u200b", ",", "«",
+               "»", "-", "\n", "x", "7", "="]
+    temperatures = [None, 0.0, -0.0, 1.0, 2.0, 0.6, 0.12345, 1e-5, 0.33333333, 1 / 3, 5e-324, 1.9999999999999998]
+    for i in range(3000):
+        name = rng.choice(["alpha", "beta", "n" * 32])
+        t = rng.choice(temperatures + [rng.uniform(0, 2), round(rng.uniform(0, 2), rng.randint(0, 12))])
+        seed = rng.randint(0, MAX_SEED)
+        prefix = "".join(rng.choice(letters) for _ in range(rng.randint(0, 60)))
+        rest = f"{prefix} seed={seed}" + ("" if t is None else f" t={t!r}")
+        (seed, t, prefix), replay, data = _written(name, rest)
+        case = (rest, replay)
+        cmd = split_command(replay)
+        back = parse_args(cmd.rest, 2.0)
+        assert (cmd.name, back.seed, back.temperature, normalize_prefix(back.prefix)) == (name, seed, t, prefix), case
+        assert replay == _written(name, cmd.rest)[1], case  # a replay of the replay is the same line
+        for action, d in data.items():
+            if d is None:  # too long even without the prefix (a 32-letter name, a 17-digit t): no such button
+                assert len(name) + len(format_temperature(t)) > 35, case
+                continue
+            press = buttons.decode(d, 2.0)
+            assert press is not None, (case, d)
+            got = press.prefix if press.prefix is not None else buttons.prefix_from_replay(f"текст\n\n{replay}", press, 2.0)
+            assert (press.seed, press.temperature, got) == (seed, t, prefix), (case, d)
+            assert normalize_prefix(got) == got  # what presses.valid_prefix asks
+
+
+@pytest.mark.parametrize("rest", ["t=0.12345 seed=7", "t=1e-5 seed=7", "t=-0 seed=7", "t=0.33333333 seed=7"])
+def test_every_button_of_an_odd_request_works_and_its_replay_gives_the_same_text(api, run_bot, rest):
+    # before issue 24's fix each of these answered «Эта кнопка устарела», and t=0.33333333 replayed as 0.333333
+    run_bot()
+    first = ask(api, 310, f"/alpha {rest}")
+    proverb, _, replay = first["text"].rpartition("\n\n")
+    again = ask(api, 311, replay)
+    assert again["text"] == first["text"]
+    assert press(api, first, "up") == "👍 Спасибо, учтено"
+    assert press(api, first, "down") == "Оценка изменена на 👎"
+    assert press(api, first, "more") == ""
+    more = api.wait_sent(310, 2)[-1]
+    assert "устарела" not in more and more.rpartition("\n\n")[2].split(" seed=")[0] == replay.split(" seed=")[0]
+
+
+def test_a_long_prefix_with_a_decomposed_letter_gives_working_buttons(api, run_bot, tmp_path):
+    # the tiny test models know no «й»: the shipped sufi bundle does
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "sufi").symlink_to(ROOT / "models" / "sufi")
+    run_bot(models_dir=models)
+    first = ask(api, 320, "/sufi Однажды старый мудрец сказал своему ученику Мои\u0306 seed=7")
+    assert buttons_of(first)["up"]["callback_data"].endswith("|~")  # the prefix is read back from the replay line
+    assert "Мой seed=7" in first["text"]
+    assert press(api, first, "up") == "👍 Спасибо, учтено"  # before the fix: «Эта кнопка устарела»
+
+
+@pytest.mark.parametrize("data", [12345, {}, {"a": 1}, [1, 2], True, 1.5])
+def test_callback_data_that_is_not_text_gets_the_polite_toast(api, run_bot, data):
+    # before issue 24's fix the debug line broke: the press went unanswered and the chat got «Что-то пошло не так»
+    run_bot()
+    msg = ask(api, 330, "/alpha seed=3")
+    n_sent = len(api.messages)
+    assert "Эта кнопка устарела" in api.toast(api.press(msg, data))
+    assert len(api.messages) == n_sent
