@@ -111,7 +111,8 @@ def file_changed(file: Path, known: tuple[int, int] | None) -> str | None:
 
     SQLite keeps writing to a deleted or replaced file, and overwritten pages it has cached look fine to it:
     votes and subscriptions were confirmed, then gone at the restart (issue 24). Checked at the start of every
-    transaction: one stat and a 16-byte read (~10 µs), against a transaction's ~0.3 ms."""
+    transaction: one stat and a 16-byte read, ~37 µs measured here (2 loaded cores, nice 15), against ~4.7 ms
+    for a one-row write transaction of plain sqlite3 on the same machine."""
     fix = "restore the file, or restart the bot to start afresh"
     try:
         st = os.stat(file)
