@@ -38,7 +38,8 @@ def read_corpus(path: str | Path, min_chars: int = MIN_CHARS) -> Corpus:
     """Read and normalise a corpus file; raises CorpusError with a one-line fix."""
     path = Path(path)
     if not path.exists():
-        raise CorpusError(path, "no such file; pass --corpus PATH or put the corpus at data/NAME.txt")
+        raise CorpusError(path, "no such file; `python -m training.corpora fetch` puts the five parable corpora in "
+                          "data/ (offline: --from training.zip), or pass --corpus PATH")
     if not path.is_file():
         raise CorpusError(path, "not a file; pass a UTF-8 text file with one text per line")
     raw = path.read_bytes()

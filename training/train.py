@@ -281,7 +281,9 @@ class Trainer:
             missing = self.base.charset.unknown(self.full_text)
             if missing:
                 raise CorpusError(cfg.corpus[0], f"--init-from {cfg.init_from}: its charset lacks {''.join(missing)!r}; "
-                                  "fine-tune only on corpora whose characters the base model knows (or train from scratch)")
+                                  f"fine-tune only on corpora whose characters the base model knows: build the corpus with "
+                                  f"--charset-of {cfg.init_from} (python -m training.corpora fortunes|tinystories "
+                                  f"--charset-of {cfg.init_from}), or train from scratch")
         elif self.state is not None:
             self.charset = Charset.from_json(json.dumps(self.state["charset"]))
             missing = self.charset.unknown(self.full_text)
@@ -453,7 +455,7 @@ class Trainer:
                 candidate = self.export()
                 if self.install:
                     self.say(install_bundle(candidate, cfg.install_dir, self.val_texts, self.force,
-                                            Path(cfg.run_dir) / REPLACED))
+                                            Path(cfg.run_dir) / REPLACED, say=self.say))
                 else:
                     self.say(f"--no-install: {cfg.install_dir} left as it is")
         finally:
@@ -561,7 +563,7 @@ def resolve_bundle(ref: str, models_dir: str) -> Path:
     return path
 
 
-def install_bundle(candidate: Path, dest: Path, heldout: list[str], force: bool, backups: Path) -> str:
+def install_bundle(candidate: Path, dest: Path, heldout: list[str], force: bool, backups: Path, say=None) -> str:
     """Put `candidate` at `dest` if it scores better on `heldout` than the bundle there (or `force`). -> one line.
 
     Both bundles are scored the same way, through charlm with full context on the same held-out texts, so the
@@ -582,8 +584,15 @@ def install_bundle(candidate: Path, dest: Path, heldout: list[str], force: bool,
         reason = "there are no held-out texts to compare on (--val-share 0)"
     elif old is not None and old.charset.unknown("".join(heldout)):
         reason = f"its charset lacks characters of the held-out texts ({''.join(old.charset.unknown(''.join(heldout))[:10])!r})"
-    elif old is not None:
+    # each scoring runs every held-out text through a model with full context, after "bundle written" (where
+    # issue 25 saw 45 silent seconds on a served culture): each is announced before it starts
+    size = f"{len(heldout)} held-out texts, {sum(len(t) + 1 for t in heldout):,} characters"
+    if old is not None and not reason:
+        if say:
+            say(f"scoring the installed {dest} on {size} (held-out bits/char, full context)...")
         old_bpc, chars = heldout_bpc(old.runtime, old.charset, heldout)
+    if heldout and say:
+        say(f"scoring the new bundle on {size}...")
     new_bpc, chars = heldout_bpc(new.runtime, new.charset, heldout) if heldout else (None, 0)
     where = f"{chars:,} characters of {len(heldout)} held-out texts"
     if old_bpc is not None and new_bpc is not None and new_bpc < old_bpc or force:
@@ -637,18 +646,41 @@ def _load_resume_state(ckpt: Path) -> dict:
     return state
 
 
+def absent(folders: list[Path]) -> list[Path]:
+    """The folders (and their parents) that do not exist yet, deepest first."""
+    missing = []
+    for folder in folders:
+        for f in (folder, *folder.parents):
+            if f.exists() or f in missing or f == Path("."):
+                break
+            missing.append(f)
+    return sorted(missing, key=lambda f: len(f.parts), reverse=True)
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` (deepest first) that are empty: what check_outputs made for a run that did not start."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            pass
+
+
 def main(argv=None) -> int:
     quiet_tensorflow()
+    new_folders: list[Path] = []
     try:
         cfg, opts = parse_args(argv)
+        new_folders = absent([cfg.checkpoint_dir, Path(cfg.run_dir), Path(cfg.models_dir)])
         state = check_outputs(cfg, opts)
-        if opts.carried and cfg.export and opts.install:
-            kept = [k for k in opts.carried if k not in GENERATION] + (["generation defaults"] if set(opts.carried) & set(GENERATION) else [])
-            print(f"kept from {cfg.install_dir}: {', '.join(kept)} (options given override them)", flush=True)
         trainer = Trainer(cfg, opts.resume, state=state, install=opts.install, force=opts.force,
                           recipe_step=opts.recipe_step, strategy=opts.strategy)
+        if opts.carried and cfg.export and opts.install:  # (once the run can start: not before an error)
+            kept = [k for k in opts.carried if k not in GENERATION] + (["generation defaults"] if set(opts.carried) & set(GENERATION) else [])
+            print(f"kept from {cfg.install_dir}: {', '.join(kept)} (options given override them)", flush=True)
         return trainer.run()
     except (CorpusError, BundleError, SetupError, StrategyError) as e:
+        remove_empty(new_folders)  # a failed start leaves no empty runs/NAME/checkpoint/ behind
         return fail(e)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint saved is intact (continue with --resume)", file=sys.stderr)

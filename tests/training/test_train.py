@@ -81,6 +81,10 @@ def test_a_bundle_replaces_the_served_one_only_when_better(tmp_path, corpus):
     # 2. a better run replaces it; the old one is kept; title, alias and generation defaults carry over
     good = run(["--culture", "toy", "--epochs", "3", "--run-dir", "runs/good", *TINY], tmp_path).stdout
     (line,) = [l for l in good.splitlines() if "replaced" in l]
+    # the scorings after "bundle written" are announced as they start, not silent
+    said = [l.split(" ")[0] + " " + l.split(" ")[1] for l in good.splitlines()]
+    assert said.index("bundle written:") < said.index("scoring the") < len(said) - 1 - said[::-1].index("scoring the"), good
+    assert "scoring the installed models/toy on" in good and "scoring the new bundle on" in good
     old_bpc, new_bpc = map(float, re.search(r"held-out ([\d.]+) -> ([\d.]+) bits/char", line).groups())
     assert new_bpc < old_bpc
     (backup,) = (tmp_path / "runs" / "good" / "replaced").iterdir()
