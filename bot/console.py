@@ -27,9 +27,21 @@ from .commands import command_entity_length
 from .settings import BotSettings
 
 CONSOLE_TOKEN = "0:console"  # never leaves the process: ConsoleRequest answers every call
-BOT_USER = {"id": 1, "is_bot": True, "first_name": "Proverbs", "username": "proverbs_bot",
+# "bot": no real bot can be called that (Telegram's bot names are 5 to 32 characters), so the help's
+# "@bot alpha" reads as a placeholder, and here it works as typed (any "@word query" line is an inline query)
+BOT_USER = {"id": 1, "is_bot": True, "first_name": "Proverbs", "username": "bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": True}
 CHAT_ID = 10
+# the console's own database (votes, subscriptions) in DATA_DIR: what is typed here never reaches the bot's
+# database (DATA_DIR/bot.sqlite3 or DATABASE_URL), so `python -m bot stats` counts Telegram readers only, and
+# the bot never sends a daily proverb to the console's made-up chat
+CONSOLE_DB = "console.sqlite3"
+SHARE_NOTE = {
+    "ru": "↗ {command}\n(по этой команде бот пришлёт ту же притчу — здесь или в чате с ботом; в Telegram кнопка "
+          "предлагает притчу в любом чате)",
+    "en": "↗ {command}\n(this command brings the same parable back — here or in a chat with the bot; in Telegram the "
+          "button offers the parable in any chat)",
+}
 
 
 class ConsoleRequest(BaseRequest):
@@ -175,9 +187,11 @@ def _reader(stdin: TextIO, interactive: bool) -> Callable[[str], Awaitable[str]]
 
 
 def console_settings(settings: BotSettings) -> BotSettings:
-    """The settings for one person at a keyboard: no heartbeat, no per-user limit, and generation in a thread
-    (it starts faster than a worker process)."""
-    return settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0, "generation_processes": 0})
+    """The settings for one person at a keyboard: no heartbeat, no per-user limit, generation in a thread (it
+    starts faster than a worker process), and the console's own database, DATA_DIR/console.sqlite3."""
+    database = f"sqlite+aiosqlite:///{Path(settings.data_dir).resolve() / CONSOLE_DB}"
+    return settings.model_copy(update={"heartbeat_file": None, "user_rate_limit": 0, "generation_processes": 0,
+                                       "database_url": database})
 
 
 async def chat(settings: BotSettings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, lang: str = "ru") -> int:
@@ -199,7 +213,9 @@ async def chat(settings: BotSettings, stdin: TextIO = sys.stdin, stdout: TextIO 
         if interactive:
             commands = ", ".join(f"/{n}" for n in names)
             stdout.write(f"{commands} — /help for more, @{app.bot.username} {names[0]} for inline mode; "
-                         f"a number presses a button; /quit or Ctrl-D to leave\n\n")
+                         f"a number presses a button; /quit or Ctrl-D to leave\n"
+                         f"(votes and subscriptions made here stay in {Path(settings.data_dir) / CONSOLE_DB}, "
+                         f"apart from the bot's)\n\n")
         n = 0
         while True:
             line = await next_line("> " if interactive else "")
@@ -229,9 +245,9 @@ def _update_for(line: str, n: int, lang: str, console: ConsoleRequest) -> dict |
             console._print(f"(there are buttons 1 to {len(keys)})" if lang == "en" else f"(кнопки: от 1 до {len(keys)})")
             return None
         key = keys[i]
-        if "switch_inline_query" in key:  # [Share]: Telegram would open the inline query in a chat of your choice
-            query = f"@{BOT_USER['username']} {key['switch_inline_query']}"
-            console._print(query)
-            return line_to_update(query, n, lang)
+        if "switch_inline_query" in key:  # [Share]: Telegram opens the inline query in a chat of your choice;
+            # here there is no chat to choose: show what a reader would paste, the proverb's replay command
+            console._print(SHARE_NOTE.get(lang, SHARE_NOTE["ru"]).format(command="/" + key["switch_inline_query"]))
+            return None
         return press_to_update(console.keyboard_message, key["callback_data"], n, lang)
     return line_to_update(line, n, lang)

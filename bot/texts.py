@@ -18,14 +18,14 @@ TEXTS: dict[str, dict[str, str]] = {
             "Температура (смелость) и зерно: /{example} t=0.6 seed=42 — с тем же зерном притча повторится.\n"
             "/random — притча наугад, /about {example} — о модели.\n"
             "В любом чате: @{bot} {example} — несколько притч на выбор.\n"
-            "Под каждой притчей: 🔄 ещё одна такая же, 👍/👎 ваша оценка, ↗ поделиться."
+            "Под каждой притчей: 🔄 новая притча из того же сборника, 👍/👎 ваша оценка, ↗ поделиться."
         ),
         "en": (
             "Start the parable your way: /{example} {prefix}{note}\n"
             "Temperature (boldness) and seed: /{example} t=0.6 seed=42 — the same seed gives the same parable.\n"
             "/random — a random culture, /about {example} — about the model.\n"
             "In any chat: @{bot} {example} — a few parables to choose from.\n"
-            "Under each parable: 🔄 another one like it, 👍/👎 your vote, ↗ share it."
+            "Under each parable: 🔄 a new parable from the same collection, 👍/👎 your vote, ↗ share it."
         ),
     },
     "unknown_command": {

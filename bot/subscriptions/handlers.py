@@ -51,7 +51,7 @@ async def may_change(update: Update, context: BotContext) -> bool:
 
 
 def what(catalog: Catalog, culture: str, lang: str) -> str:
-    """How a subscription's culture reads: "a parable from a random culture", "a “Sufi” parable (/sufi)"."""
+    """How a subscription's culture reads: "a parable from a random culture", "a parable from “Sufi parables” (/sufi)"."""
     if culture == RANDOM:
         return text("what_random", lang)
     bundle = catalog.bundles.get(culture)

@@ -18,7 +18,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Changed: {what} every day at {time} ({tz}). The next one: {when}.",
     },
     "what_random": {"ru": "притча из случайного сборника", "en": "a parable from a random culture"},
-    "what_culture": {"ru": "притча «{title}» (/{name})", "en": "a “{title}” parable (/{name})"},
+    # «притча «Суфийские притчи»» read badly (issue 25): the title is the collection's, so "from"
+    "what_culture": {"ru": "притча из сборника «{title}» (/{name})", "en": "a parable from “{title}” (/{name})"},
     "what_gone": {"ru": "притча /{name} (этой модели сейчас нет: пришлю из случайного сборника)",
                   "en": "a /{name} parable (that model is gone for now: a random culture instead)"},
     "today": {"ru": "сегодня в {time}", "en": "today at {time}"},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
+import re
 import shutil
 import subprocess
 
@@ -84,6 +86,10 @@ def test_chat_uses_the_same_handlers(tiny_models, tmp_path):
     assert g.stdout.strip().split("\n", 1)[1] == blocks[i - 1]
     en = cli(["chat", "--lang", "en"], env, tmp_path, stdin="/help\n")
     assert "Pick one" in en.stdout
+    # the help's words for the buttons say what [🔄] does: a new parable, not "the same one again"
+    assert "🔄 новая притча из того же сборника" in out and "такая же" not in out
+    assert "🔄 a new parable from the same collection" in en.stdout
+    assert "@bot alpha" in out and "proverbs_bot" not in out  # typed here, it works; no real bot is named
 
 
 def test_no_token_on_a_terminal_falls_back_to_the_chat(tiny_models, tmp_path):
@@ -103,9 +109,22 @@ def test_no_token_on_a_terminal_falls_back_to_the_chat(tiny_models, tmp_path):
 
 
 def test_chat_presses_buttons_by_number_has_no_rate_limit_and_quits(tiny_models, tmp_path):
-    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"), USER_RATE_LIMIT="3")
+    import asyncio
+    import sqlite3
+
+    from bot.subscriptions.db import database_url
+    from bot.subscriptions.store import Store
+
+    data = tmp_path / "data"
+    data.mkdir()
+
+    async def make_bot_database() -> None:  # as the Telegram bot's first start leaves it
+        await (await Store.open(database_url(data))).close()
+
+    asyncio.run(make_bot_database())
+    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(data), USER_RATE_LIMIT="3")
     many = "".join(f"/alpha seed={i}\n" for i in range(12))  # four times the per-user limit
-    lines = many + "2\n2\n3\n1\n4\n9\n/about alpha\n/exit\n/beta seed=1\n"
+    lines = many + "2\n2\n3\n1\n4\n9\n/about alpha\n/subscribe alpha 08:30\n/exit\n/beta seed=1\n"
     r = cli(["chat"], env, tmp_path, stdin=lines)
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -113,12 +132,27 @@ def test_chat_presses_buttons_by_number_has_no_rate_limit_and_quits(tiny_models,
     assert "Не так быстро" not in out
     assert "[1 🔄 Ещё]  [2 👍]  [3 👎]  [4 ↗ Поделиться]" in out
     assert "(👍 Спасибо, учтено)" in out and "(Вы уже поставили 👍)" in out and "(Оценка изменена на 👎)" in out
-    assert out.count("/alpha seed=") >= 14  # 12 commands, the proverb [🔄] gave, and the one [↗] shared
-    assert "@proverbs_bot alpha seed=" in out and "[1] Alpha" in out
+    assert out.count("/alpha seed=") >= 13  # 12 commands and the proverb [🔄] gave
+    # [↗] shows what a reader would paste: the replay command of the proverb under it, no made-up bot name
+    before, shared, _ = out.partition("↗ /")
+    assert shared, "no replay command after [↗]"
+    last = re.findall(r"\n(/alpha seed=\d+)\n\n\[1 🔄 Ещё\]", before)[-1]  # the replay line of the proverb [🔄] gave
+    assert f"↗ {last}\n(по этой команде бот пришлёт ту же притчу" in out
+    assert "proverbs_bot" not in out
     assert "(кнопки: от 1 до 4)" in out
-    assert "Оценки читателей: 1, понравилось 0%" in out
+    assert "Оценки читателей: 1, понравилось 0%" in out  # the console keeps its own votes...
+    assert "Готово: притча из сборника «Alpha» (/alpha) каждый день в 08:30" in out
     assert "/beta seed=1" not in out, "/exit did not leave"
     assert "Не знаю команды" not in out
+    # ...apart from the bot's database: `stats` reports Telegram readers only, and the bot has no daily
+    # proverb to send to the console's made-up chat
+    stats = cli(["stats"], env, tmp_path)
+    assert stats.returncode == 0 and stats.stdout.strip() == "no votes yet", stats.stdout + stats.stderr
+    with contextlib.closing(sqlite3.connect(data / "bot.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM subscriptions").fetchone() == (0,)
+    with contextlib.closing(sqlite3.connect(data / "console.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM votes").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM subscriptions").fetchone() == (1,)
 
 
 def test_english_help_gives_an_example_the_model_accepts(tiny_models, tmp_path):
