@@ -6,7 +6,8 @@ choice (`charlm.candidates`) rejects any candidate with one of these words, draw
 
 Each entry is the start of a word (a stem), matched at a word start, case-insensitively, so every form
 counts («проститутка», «проституции»); stems that would also start ordinary words are whole words instead
-(`_WHOLE`: «вино» but not «вина», which is mostly guilt; «пиво», not «пивовар»).
+(`_WHOLE`: «вино» but not «вина», which is mostly guilt; «пиво», not «пивовар»). «В постели», which the issue
+quotes from the old bundles, is not listed: a parable's sick man lies in bed too (6 of 12,840 written texts).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 _STEMS = (
     # sex
     "секс", "эрот", "порн", "проститу", "шлюх", "бордел", "публичн дом", "любовниц", "изнасил",
-    "в постели", "оргазм", "онанизм", "мастурб", "гомосек", "педик", "минет", "презерватив",
+    "оргазм", "онанизм", "мастурб", "гомосек", "педик", "минет", "презерватив",
     # drink
     "водк", "водочк", "пьян", "выпивк", "выпивш", "алкогол", "алкаш", "самогон", "коньяк", "портвейн",
     "шампанск", "похмел", "запой", "собутыльник", "рюмк", "рюмочк", "пивн", "кабак",

@@ -69,6 +69,8 @@ def test_the_list_catches_every_form_and_not_ordinary_words():
     assert filtered_words("вино и хлеб") == ["вино"]
     # guilt, cloth, a brewer, water: not drink
     assert filtered_words("По его вине сукно намокло; пивовар пил воду из кувшина, лёжа на свободе.") == []
+    assert filtered_words("Больной лежал в постели, а жена выбрала постели мягче.") == []
+    assert filtered_words("Там был публичный дом.") == ["публичный дом"]
 
 
 @pytest.fixture
