@@ -7,7 +7,9 @@ restart and on any replica, with no cache in the process:
     ^ ^     ^    ^      ^   ^ prefix: "=" then the text, or "~" (too long to fit: read it from the message's replay line)
     | |     |    |      temperature the user asked for ("" = the bundle's own)
     | |     |    seed
-    | |     the first 4 hex digits of the bundle's sha256 (a vote for a proverb of a retrained model is refused)
+    | |     the first 4 hex digits of Catalog.version: the bundle's sha256, mixed with the bot's TEMPERATURE and
+    | |     MAX_LENGTH where they change its settings (a vote for a proverb of a retrained model, or of other
+    | |     settings, is refused)
     | bundle name
     action: m (another), u (👍), d (👎)
 """

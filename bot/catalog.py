@@ -5,6 +5,9 @@ Loaded once at startup (`Catalog.load`); after that it only answers questions: n
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -55,6 +58,19 @@ class Catalog:
     def digest(self, name: str) -> str:
         """The bundle's sha256: of its manifest.json, which holds the sha256 of every other file of it."""
         return self.digests[name]
+
+    def version(self, name: str, temperature: float | None = None) -> str:
+        """Which proverbs a vote button of bundle `name` (with the user's t=) stands for; its first hex digits are
+        in the button (bot.buttons.TAG). The bundle's sha256 while the bot serves the bundle's own settings; with
+        TEMPERATURE or MAX_LENGTH changing them, a hash of the sha256 and the settings served. Issue 24: after a
+        restart with another TEMPERATURE a vote regenerated another text than the reader saw, stored it, and
+        said «учтено»; now it is refused as for a retrained model. (Buttons sent before keep working where the
+        bot changes nothing.)"""
+        served = self.settings_for(name, temperature)
+        if served == self.bundles[name].defaults.with_(temperature=temperature):
+            return self.digests[name]
+        key = json.dumps([self.digests[name], dataclasses.asdict(served)], sort_keys=True)
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
     def settings_for(self, name: str, temperature: float | None = None) -> charlm.Settings:
         """Decoding settings: the bundle's tuned defaults, then the bot's overrides, then the user's t=."""

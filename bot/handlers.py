@@ -111,7 +111,7 @@ async def reply_proverb(update: Update, context: BotContext, name: str, rest: st
 def proverb_buttons(catalog: Catalog, name: str, seed: int, temperature: float | None, prefix: str, lang: str,
                     inline: bool = False) -> InlineKeyboardMarkup:
     """[🔄 Another] [👍] [👎] [↗ Share] for the proverb of bundle `name` with that seed, t= and prefix."""
-    return buttons.keyboard(name, catalog.digest(name), seed, temperature, prefix, lang, inline)
+    return buttons.keyboard(name, catalog.version(name, temperature), seed, temperature, prefix, lang, inline)
 
 
 # -- handlers -------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ async def vote(update: Update, context: BotContext, press: buttons.Press, prefix
         await query.answer(text("press_no_votes", lang))
         return
     digest = catalog.digest(press.name)
-    if not digest.startswith(press.tag):
+    if not catalog.version(press.name, press.temperature).startswith(press.tag):  # another model or settings
         await query.answer(text("press_retrained", lang))
         return
     # the text is regenerated, not read from the message: inline-mode messages have none, and this way the

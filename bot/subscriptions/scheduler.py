@@ -391,7 +391,7 @@ class Scheduler:
         try:
             body = proverb_reply(result, replay_command(name, ProverbArgs(), request.seed))
             # the chat's language is not known here: the buttons speak the bot's default, Russian
-            markup = keyboard(name, self.catalog.digest(name), request.seed, None, request.prefix, DEFAULT_LANG)
+            markup = keyboard(name, self.catalog.version(name), request.seed, None, request.prefix, DEFAULT_LANG)
             try:
                 await bot.send_message(sub.chat_id, body, reply_markup=markup)
             except ChatMigrated as e:  # a group became a supergroup: the next tick delivers to the new id

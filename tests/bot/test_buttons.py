@@ -325,6 +325,28 @@ def test_a_database_overwritten_while_running_refuses_votes_then_recovers_once_r
     assert bot.parts.status.line is None
 
 
+# -- issue 24: a vote is stored only for the text the reader saw ------------------------------------------
+
+
+def test_a_vote_after_a_restart_with_another_temperature_is_refused_not_stored_for_another_text(api, run_bot):
+    bot = run_bot()
+    own = ask(api, 340, "/alpha seed=8")  # the bundle's own temperature
+    typed = ask(api, 340, "/alpha t=0.5 seed=8")  # the reader's: the same text under any TEMPERATURE
+    default = bot.parts.catalog.settings_for("alpha").temperature
+    bot.stop()
+    bot = run_bot(temperature=1.5 if default != 1.5 else 0.9)
+    assert ask(api, 341, "/alpha seed=8")["text"] != own["text"]  # the bot now writes another proverb for it
+    # before the fix: «👍 Спасибо, учтено», stored against the hash of a text the reader never saw
+    assert "переобучена или настроена иначе" in press(api, own, "up")
+    assert press(api, typed, "up") == "👍 Спасибо, учтено"
+    fresh = ask(api, 342, "/alpha seed=8")
+    assert press(api, fresh, "up") == "👍 Спасибо, учтено"
+    bot.stop()
+    run_bot()  # back to the bundle's own settings: the first buttons work again, the new ones are refused
+    assert press(api, own, "up") == "👍 Спасибо, учтено"
+    assert "переобучена" in press(api, fresh, "down")
+
+
 # -- issue 24: what the bot writes reads back to the same request ------------------------------------------
 
 
