@@ -123,9 +123,13 @@ class Votes:
         n = func.count().label("votes")
         per_bundle = select(votes.c.bundle, votes.c.bundle_sha256, n, likes, func.max(votes.c.updated_at).label("last")) \
             .group_by(votes.c.bundle, votes.c.bundle_sha256).order_by(votes.c.bundle, func.max(votes.c.updated_at))
-        cols = (votes.c.proverb, votes.c.bundle, votes.c.bundle_sha256, votes.c.seed, votes.c.prefix, votes.c.temperature,
+        # one row per proverb as votes count them (Ballot.proverb: bundle version, seed, prefix, settings): `/sufi
+        # seed=21` and `/sufi t=0.6 seed=21` (0.6 being sufi's own) are one proverb, and were two rows when the
+        # user's t= was grouped by too (issue 24). The other columns follow from the key; max(temperature) is a
+        # t= some reader typed, if any: its replay gives the same text under any TEMPERATURE
+        cols = (votes.c.bundle, votes.c.bundle_sha256, votes.c.seed, votes.c.prefix, votes.c.temperature,
                 votes.c.settings, votes.c.text_sha256)
-        per_proverb = select(*cols, n, likes).group_by(*cols)
+        per_proverb = select(votes.c.proverb, *(func.max(c).label(c.name) for c in cols), n, likes).group_by(votes.c.proverb)
         async with self.engine.connect() as conn:
             bundles = (await conn.execute(per_bundle)).all()
             proverbs = (await conn.execute(per_proverb)).all()

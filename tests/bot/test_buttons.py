@@ -347,6 +347,27 @@ def test_a_vote_after_a_restart_with_another_temperature_is_refused_not_stored_f
     assert "переобучена" in press(api, fresh, "down")
 
 
+@BOTH_DATABASES
+def test_stats_count_a_proverb_asked_with_and_without_the_bundles_own_temperature_as_one(api, run_bot, tiny_models,
+                                                                                          tmp_path, database):
+    from bot.commands import format_temperature
+
+    bot = run_bot()
+    own = format_temperature(bot.parts.catalog.settings_for("alpha").temperature)
+    plain, typed = ask(api, 350, "/alpha seed=21"), ask(api, 351, f"/alpha t={own} seed=21")
+    assert plain["text"].rpartition("\n\n")[0] == typed["text"].rpartition("\n\n")[0]  # one proverb
+    assert press(api, plain, "up", user_id=350) == "👍 Спасибо, учтено"
+    assert press(api, typed, "up", user_id=350) == "Вы уже поставили 👍"  # one proverb for voting
+    assert press(api, typed, "up", user_id=351) == "👍 Спасибо, учтено"
+    bot.stop()
+    env = bot_env(None, tiny_models, tmp_path, DATA_DIR=str(tmp_path / "data"), **({"DATABASE_URL": database} if database else {}))
+    out = subprocess.run([PYTHON, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    liked = json.loads(out.stdout)["most_liked"]
+    # before the fix: two rows of 1 like each, one per way of asking
+    assert [(r["replay"], r["likes"]) for r in liked] == [(f"/alpha t={own} seed=21", 2)]
+
+
 # -- issue 24: what the bot writes reads back to the same request ------------------------------------------
 
 
