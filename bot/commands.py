@@ -83,14 +83,19 @@ def entity_command(text: str, length: int) -> Command:
 
 
 def _strip_stuck(rest: str) -> str:
+    """`, Однажды` -> `Однажды`; ` «Однажды»` stays `«Однажды»`: punctuation is dropped only while it touches the
+    command (issue 24: `/sufi «Однажды»` became the prefix `Однажды»`); spaces and invisible characters always."""
     i = 0
-    while i < len(rest) and (rest[i].isspace() or unicodedata.category(rest[i])[0] in "PC"):
+    while i < len(rest) and unicodedata.category(rest[i])[0] in "PC" and not rest[i].isspace():
+        i += 1
+    while i < len(rest) and (rest[i].isspace() or unicodedata.category(rest[i])[0] == "C"):
         i += 1
     return rest[i:]
 
 
-def parse_args(rest: str, max_temperature: float = 2.0) -> ProverbArgs:
-    """`Однажды t=0.6 seed=42` -> ProverbArgs; options may stand anywhere, the other words are the prefix."""
+def parse_args(rest: str, max_temperature: float = 2.0, lenient: bool = False) -> ProverbArgs:
+    """`Однажды t=0.6 seed=42` -> ProverbArgs; options may stand anywhere, the other words are the prefix.
+    A bad option raises ArgError; `lenient` (inline mode, which has no room to explain) leaves it out instead."""
     words, temperature, seed = [], None, None
     for word in "".join(c for c in rest if unicodedata.category(c) != "Cf").split():  # drop invisible characters
         m = _OPTION.match(word)
@@ -98,18 +103,31 @@ def parse_args(rest: str, max_temperature: float = 2.0) -> ProverbArgs:
             words.append(word)
             continue
         key, value = m.group(1).lower(), m.group(2).replace(",", ".")
-        if key == "seed":
-            if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:  # "²".isdigit(), but int("²") fails
-                raise ArgError("bad_seed", max=MAX_SEED)
-            seed = int(value)
-        else:
+        if lenient:
             try:
-                temperature = float(value) + 0.0  # (-0 -> 0: "t=-0" is written back as t=0)
-            except ValueError:
-                raise ArgError("bad_temperature", max=f"{max_temperature:g}") from None
-            if not (0.0 <= temperature <= max_temperature):
-                raise ArgError("bad_temperature", max=f"{max_temperature:g}")
+                seed, temperature = _option(key, value, max_temperature, seed, temperature)
+            except ArgError:
+                pass
+            continue
+        seed, temperature = _option(key, value, max_temperature, seed, temperature)
     return ProverbArgs(" ".join(words), temperature, seed)
+
+
+def _option(key: str, value: str, max_temperature: float, seed: int | None, temperature: float | None,
+            ) -> tuple[int | None, float | None]:
+    """One option read: -> (seed, temperature) with it applied; ArgError when its value is bad."""
+    if key == "seed":
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:  # "²".isdigit(), but int("²") fails
+            raise ArgError("bad_seed", max=MAX_SEED)
+        seed = int(value)
+    else:
+        try:
+            temperature = float(value) + 0.0  # (-0 -> 0: "t=-0" is written back as t=0)
+        except ValueError:
+            raise ArgError("bad_temperature", max=f"{max_temperature:g}") from None
+        if not (0.0 <= temperature <= max_temperature):
+            raise ArgError("bad_temperature", max=f"{max_temperature:g}")
+    return seed, temperature
 
 
 def replay_command(command: str, args: ProverbArgs, seed: int) -> str:

@@ -163,7 +163,10 @@ async def about(update: Update, context: BotContext) -> None:
 async def unknown_command(update: Update, context: BotContext) -> None:
     """Say that the command is unknown and which ones there are."""
     cmd = command_of(update.effective_message)
-    if update.effective_chat.type != ChatType.PRIVATE and (cmd.mention or "").lower() != (context.bot.username or "").lower():
+    ours = (cmd.mention or "").lower() == (context.bot.username or "").lower()
+    if cmd.mention and not ours:
+        return  # another bot's, in any chat (issue 24: in a private chat /sufi@OtherBot got «Не знаю команды /sufi»)
+    if update.effective_chat.type != ChatType.PRIVATE and not ours:
         return  # in a group, a command without our name may be another bot's
     await send(update, text("unknown_command", user_lang(update), command=cmd.name[:40],
                             commands=replies.command_list(context.catalog)))
@@ -190,10 +193,9 @@ async def inline_query(update: Update, context: BotContext) -> None:
     first = words[0].lstrip("/").lower() if words else ""
     named = first in catalog.commands
     rest = (words[1] if len(words) > 1 else "") if named else query.query
-    try:  # `sufi Однажды t=0.6 seed=42` (a shared replay command) gives that very proverb
-        args = parse_args(rest, settings.max_user_temperature)
-    except ArgError:
-        args = ProverbArgs(rest)
+    # `sufi Однажды t=0.6 seed=42` (a shared replay command) gives that very proverb; a bad option is left out
+    # (issue 24: `sufi seed=garbage` became the prefix «seeaae», the letters the model knows)
+    args = parse_args(rest, settings.max_user_temperature, lenient=True)
     if named:
         names = [catalog.commands[first]] * (1 if args.seed is not None else n)
     else:  # no culture named: the whole query is the start, from cultures picked at random

@@ -277,3 +277,26 @@ def test_very_long_messages_are_refused_politely(api, start_bot, text):
     start_bot()
     reply = ask(api, 41, text)
     assert "слишком длинное" in reply and len(reply) < 4096
+
+
+def test_words_another_bots_command_a_quoted_prefix_and_a_bad_inline_option(api, start_bot, tiny_models, tmp_path):
+    from .conftest import ROOT
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "alpha").symlink_to(tiny_models / "alpha")
+    (models / "sufi").symlink_to(ROOT / "models" / "sufi")  # the tiny models know no «»
+    start_bot(models_dir=models)
+    # another bot's command, in a private chat too: not ours to answer (it got «Не знаю команды /sufi»)
+    api.send_text(30, "/sufi@OtherBot seed=5")
+    api.send_text(30, "/nonsense@OtherBot")
+    assert "Выберите" in ask(api, 30, "/help") and len(api.sent(30)) == 1
+    # quotes after a space are the reader's, both of them (it was the prefix «Однажды»»: the first one dropped)
+    reply = ask(api, 31, "/sufi «Однажды» seed=5")
+    assert reply.startswith("«Однажды»") and reply.endswith("/sufi «Однажды» seed=5"), reply
+    assert ask(api, 31, "/sufi, Однажды seed=5").endswith("/sufi Однажды seed=5")  # stuck to the command: dropped
+    # a bad option in inline mode is left out, not read as the prefix (it gave «seeaae»)
+    api.send_inline(32, "sufi seed=garbage")
+    call = api.wait_for(lambda: api.calls_of("answerInlineQuery"), what="answerInlineQuery")[0]
+    texts = [r["input_message_content"]["message_text"] for r in call.params["results"]]
+    assert texts and all(t.rpartition("\n\n")[2].startswith("/sufi seed=") for t in texts), texts
