@@ -251,6 +251,7 @@ async def on_startup(app: ProverbApplication) -> None:
     store = parts.subscriptions.store
     parts.votes = Votes(store.engine) if store is not None else None  # (database unavailable: not collected)
     if parts.journal is not None:
+        parts.journal.bind(app.bot.id)  # update ids are per bot (getMe answered in initialize)
         for body in parts.journal.unfinished():  # fetched before a kill, never answered
             await app.update_queue.put(read_update(body, app.bot))
     loop = asyncio.get_running_loop()

@@ -17,6 +17,18 @@ it is not fsynced against a power cut):
 Updates Telegram delivers again (the offset of a killed bot was never confirmed) are recognised by id
 and handed over empty, marked `REDELIVERED` (an extra field, which python-telegram-bot keeps in
 `Update.api_kwargs`), so the offset moves past them and nothing answers them twice.
+
+Update ids are counted per bot, so an update is keyed by the bot's id (getMe's, given by `bind`) and its id:
+a DATA_DIR reused with another token (a test bot, then the real one) silently skipped every new update whose
+id the other bot had answered in the last two days (issue 24). The file's schema is versioned by SQLite's
+`user_version` (this journal is the bot's own scratch file, outside the database and its Alembic migrations):
+
+    0  updates(update_id PRIMARY KEY, ...)             before issue 24
+    1  updates(bot_id, update_id, ..., PRIMARY KEY (bot_id, update_id))
+
+Rows of version 0 are kept with bot_id 0 and taken over by the first bot that binds (in nearly every case
+the same bot, restarted on the new version: what it fetched before is still answered, what it answered is
+still recognised).
 """
 
 from __future__ import annotations
@@ -34,6 +46,8 @@ log = logging.getLogger(__name__)
 
 FETCHED, SENDING, DONE = 0, 1, 2
 REDELIVERED = "journal_redelivered"  # the field marking an update handed over empty (already journaled)
+SCHEMA = 1  # PRAGMA user_version this code writes (see above)
+UNBOUND = 0  # bot_id of the rows written before the journal knew its bot
 KEEP_S = 2 * 24 * 3600  # Telegram keeps an unconfirmed update for 24 h; answered ids are remembered longer
 
 # the update whose handler is running (set per update task by bot.app's Application)
@@ -52,21 +66,56 @@ class JournalError(Exception):
 class Journal:
     """Fetched updates and how far each got; `broken` (why) once a write failed: it then records nothing."""
 
-    def __init__(self, path: Path, clock=time.time, on_broken=None):
+    def __init__(self, path: Path, clock=time.time, on_broken=None, bot_id: int = UNBOUND):
         self.path = Path(path)
         self.clock = clock
         self.broken: str | None = None
         self.on_broken = on_broken  # called with why, once, when a write fails (the bot's health degrades)
+        self.bot_id = bot_id  # whose update ids these are (bind)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY, body TEXT NOT NULL, "
-                             "state INTEGER NOT NULL DEFAULT 0, fetched REAL NOT NULL)")
+            self._migrate()
             self._db.execute("DELETE FROM updates WHERE state = 2 AND fetched < ?", (self.clock() - KEEP_S,))
         except (sqlite3.Error, OSError) as e:
             raise JournalError(f"cannot open the update journal {self.path}: {e}") from None
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA (one transaction); JournalError for a file of a newer bot."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA:
+            return
+        if version > SCHEMA:
+            raise JournalError(f"the update journal {self.path} was written by a newer version of the bot (schema "
+                               f"{version}, this one knows {SCHEMA}): run that version, or delete the file (updates "
+                               f"fetched but not answered before the last stop are then not answered)")
+        old = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").fetchone()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("CREATE TABLE updates_new (bot_id INTEGER NOT NULL, update_id INTEGER NOT NULL, "
+                             "body TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0, fetched REAL NOT NULL, "
+                             "PRIMARY KEY (bot_id, update_id))")
+            if old:
+                self._db.execute(f"INSERT INTO updates_new SELECT {UNBOUND}, update_id, body, state, fetched FROM updates")
+                self._db.execute("DROP TABLE updates")
+            self._db.execute("ALTER TABLE updates_new RENAME TO updates")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        if old:
+            log.info("the update journal %s now keys updates by the bot's id too (schema %d)", self.path, SCHEMA)
+
+    def bind(self, bot_id: int) -> None:
+        """The journal serves the bot `bot_id` (getMe's id) from now on; it takes over the rows written before
+        the journal knew its bot (schema 0)."""
+        self.bot_id = bot_id
+        self._write("taking over the updates of an older journal", lambda: self._db.execute(
+            "UPDATE OR IGNORE updates SET bot_id = ? WHERE bot_id = ?", (bot_id, UNBOUND)))
 
     def _write(self, what: str, fn) -> None:
         if self.broken:
@@ -108,10 +157,14 @@ class Journal:
         if ids:
             try:
                 marks = ",".join("?" * len(ids))
-                known = {r[0] for r in self._db.execute(f"SELECT update_id FROM updates WHERE update_id IN ({marks})", ids)}
+                known = {r[0] for r in self._db.execute(
+                    f"SELECT update_id FROM updates WHERE bot_id = ? AND update_id IN ({marks})", [self.bot_id, *ids])}
             except sqlite3.Error as e:
                 self._fail("reading", e)
                 return raw
+        if known:  # one line a batch: a restart after a kill shows here, and nothing else should
+            log.info("%d update(s) delivered again, already journaled, are skipped (ids %s)", len(known),
+                     ", ".join(map(str, sorted(known)[:20])))
         now = self.clock()
         new = []
         for u in raw:
@@ -124,12 +177,12 @@ class Journal:
                           "fields: %s", uid, "its id is beyond SQLite's integers" if not storable(uid) else
                           "its body cannot be encoded", ", ".join(sorted(k for k in u if k != "update_id")) or "none")
                 continue
-            new.append((uid, body, now))
+            new.append((self.bot_id, uid, body, now))
 
         def insert() -> None:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT OR IGNORE INTO updates (update_id, body, fetched) VALUES (?, ?, ?)", new)
+                self._db.executemany("INSERT OR IGNORE INTO updates (bot_id, update_id, body, fetched) VALUES (?, ?, ?, ?)", new)
 
         if new:
             self._write("recording fetched updates", insert)
@@ -154,20 +207,21 @@ class Journal:
         if not storable(update_id):
             return
         self._write("marking a reply", lambda: self._db.execute(
-            "UPDATE updates SET state = 1 WHERE update_id = ? AND state = 0", (update_id,)))
+            "UPDATE updates SET state = 1 WHERE bot_id = ? AND update_id = ? AND state = 0", (self.bot_id, update_id)))
 
     def done(self, update_id: int) -> None:
         """The update was handled (answered, or nothing to answer)."""
         if not storable(update_id):
             return
         self._write("marking an update done", lambda: self._db.execute(
-            "UPDATE updates SET state = 2, body = '' WHERE update_id = ?", (update_id,)))
+            "UPDATE updates SET state = 2, body = '' WHERE bot_id = ? AND update_id = ?", (self.bot_id, update_id)))
 
     def unfinished(self) -> list[dict]:
         """At startup: updates fetched but never answered (to answer now); those whose reply was on its way
         are logged and closed."""
         try:
-            rows = self._db.execute("SELECT update_id, body, state FROM updates WHERE state < 2 ORDER BY update_id").fetchall()
+            rows = self._db.execute("SELECT update_id, body, state FROM updates WHERE bot_id = ? AND state < 2 "
+                                    "ORDER BY update_id", (self.bot_id,)).fetchall()
         except sqlite3.Error as e:
             self._fail("reading the updates left from the last run", e)
             return []

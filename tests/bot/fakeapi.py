@@ -93,6 +93,7 @@ class FakeBotAPI:
         self.group_rate = group_rate_per_minute
         self.flood_retry_after = flood_retry_after
         self.username = username
+        self.bot_id = 4242  # getMe's id (update ids are counted per bot)
         self.calls: list[Call] = []
         self.messages: list[dict] = []  # every message "sent", as Telegram would store it
         self.members: dict[tuple[int, int], str] = {}  # (chat, user) -> getChatMember status; "member" when unset
@@ -364,7 +365,7 @@ class FakeBotAPI:
         return web.json_response(body, status=status)
 
     async def _api_getMe(self, call: Call) -> web.Response:
-        return self._ok({"id": 4242, "is_bot": True, "first_name": "Fake Proverbs", "username": self.username,
+        return self._ok({"id": self.bot_id, "is_bot": True, "first_name": "Fake Proverbs", "username": self.username,
                          "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": True})
 
     async def _api_setWebhook(self, call: Call) -> web.Response:

@@ -377,3 +377,15 @@ def test_an_update_the_journal_cannot_write_does_not_stop_polling(api, start_bot
     ok, why = health.check(bot.settings.heartbeat_file, 60)
     assert ok and "failed" not in why, why
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL], "a CRITICAL line: the batch failed"
+
+
+def test_a_data_dir_reused_with_another_bot_answers_its_updates(api, start_bot):
+    # update ids are counted per bot: the journal of a test bot said "answered" for the real bot's ids
+    bot = start_bot()
+    api.push(update_id=500, message=message(71, "/alpha seed=3"))
+    assert api.wait_sent(71)[0].endswith("seed=3")
+    bot.stop()
+    api.bot_id = 4343  # another token, the same DATA_DIR
+    start_bot()
+    api.push(update_id=500, message=message(72, "/alpha seed=4"))
+    assert api.wait_sent(72, timeout=15)[0].endswith("seed=4")  # before the fix: skipped, never answered

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 
 import pytest
@@ -92,3 +94,55 @@ def test_a_journal_failing_on_a_batch_for_another_reason_degrades_and_hands_it_o
     j.clock = lambda: 1 / 0  # anything the journal itself cannot do
     assert j.record([update(1)]) == [update(1)]
     assert len(seen) == 1 and "updates.sqlite3" in seen[0] and j.broken == seen[0]
+
+
+# -- issue 24: update ids are per bot ----------------------------------------------------------------------
+
+
+def test_update_ids_are_kept_apart_per_bot_and_a_skipped_duplicate_is_logged_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "updates.sqlite3"
+    test_bot = Journal(path, bot_id=111)
+    test_bot.record([update(5), update(6)])
+    test_bot.done(5)
+    test_bot.done(6)
+    test_bot.close()
+    real = Journal(path, bot_id=222)  # the same DATA_DIR, another token
+    # before the fix: both handed over empty (REDELIVERED), so never answered
+    assert real.record([update(5), update(6)]) == [update(5), update(6)]
+    real.done(5)
+    assert real.record([update(5), update(6), update(7)]) == [
+        {"update_id": 5, REDELIVERED: True}, {"update_id": 6, REDELIVERED: True}, update(7)]
+    lines = [r.getMessage() for r in caplog.records if "delivered again" in r.getMessage()]
+    assert lines == ["2 update(s) delivered again, already journaled, are skipped (ids 5, 6)"]
+    assert real.unfinished() == [update(6), update(7)]  # (what a restart would answer: never done)
+    real.close()
+
+
+def test_a_journal_of_the_old_schema_is_migrated_and_taken_over_by_the_first_bot(tmp_path):
+    path = tmp_path / "updates.sqlite3"
+    with sqlite3.connect(path) as db:  # as the bot wrote it before issue 24
+        db.execute("CREATE TABLE updates (update_id INTEGER PRIMARY KEY, body TEXT NOT NULL, "
+                   "state INTEGER NOT NULL DEFAULT 0, fetched REAL NOT NULL)")
+        db.execute("INSERT INTO updates VALUES (1, '', 2, 1e12)")  # answered
+        db.execute("INSERT INTO updates VALUES (2, ?, 0, 1e12)", (json.dumps(update(2)),))  # fetched, not answered
+    db.close()
+    j = Journal(path, clock=lambda: 1e12)
+    j.bind(4242)
+    assert j.unfinished() == [update(2)]
+    assert j.record([update(1), update(3)]) == [{"update_id": 1, REDELIVERED: True}, update(3)]
+    j.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("SELECT DISTINCT bot_id FROM updates").fetchall() == [(4242,)]
+    db.close()
+    assert Journal(path, bot_id=1).record([update(1)]) == [update(1)]  # another bot's ids are its own
+
+
+def test_a_journal_of_a_newer_bot_names_its_file_and_the_fix(tmp_path):
+    path = tmp_path / "updates.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 7")
+    db.close()
+    with pytest.raises(JournalError, match=r"updates.sqlite3 was written by a newer version.*delete the file"):
+        Journal(path)
