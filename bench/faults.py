@@ -33,6 +33,14 @@ Scenarios (--only takes these names):
   db-deleted        the database file is deleted while the bot runs; half the burst is /subscribe
   bundles           tampered bundles (hash, manifest fields, missing manifest, garbage files): `check` and
                     startup must refuse each with one line and no traceback
+  journal-poison    every tenth update of the burst cannot be journaled (a lone surrogate in its text; the last
+                    one an id >= 2**63): every update answered, polling never spins (getUpdates counted)
+  votes-db-deleted  a proverb per chat, the database files deleted, then 👍 under each: every press answered
+                    once, each toast saying the vote was not taken (none "counted"); health degraded
+  odd-temperatures  /CMD t=0.12345, t=1e-5, t=-0, t=0.33333333 (with seeds), then 👍 under each: every press
+                    counted, none "expired"; the replay line of each reply gives the same text
+  numeric-callback  presses whose callback data is a number, an object, a list, a boolean: each answered once
+                    (the polite toast), no message sent
 """
 
 from __future__ import annotations
@@ -309,6 +317,149 @@ def db_fault(name: str, deleted: bool):
     return scenario
 
 
+# -- issue 24: hostile input, round 3 ---------------------------------------------------------------------
+
+
+def press_under(api: FakeBotAPI, msg: dict, emoji: str = "👍", data: object = None) -> str:
+    """Press the `emoji` button under the bot's message `msg` (or send `data` as its callback data); -> query id."""
+    if data is None:
+        data = next(b["callback_data"] for row in msg["reply_markup"]["inline_keyboard"] for b in row if b["text"] == emoji)
+    return api.press(msg, data)
+
+
+def settle_presses(api: FakeBotAPI, qids: list[str], timeout: float, quiet: float = 60.0) -> dict[str, list[str]]:
+    """Wait until every press is answered, or none was for `quiet` s; then 3 s for duplicates. -> query id -> toasts."""
+    deadline, last, seen = time.monotonic() + timeout, time.monotonic(), 0
+    while time.monotonic() < deadline and time.monotonic() - last < quiet:
+        got = {q for q, _ in api.toasts()} & set(qids)
+        if len(got) == len(qids):
+            break
+        if len(got) != seen:
+            last, seen = time.monotonic(), len(got)
+        time.sleep(0.1)
+    time.sleep(3)
+    out: dict[str, list[str]] = {q: [] for q in qids}
+    for q, t in api.toasts():
+        if q in out:
+            out[q].append(t)
+    return out
+
+
+def count_presses(row: Row, toasts: dict[str, list[str]]) -> Row:
+    row.sent = len(toasts)
+    row.once = f"{sum(len(t) == 1 for t in toasts.values())}/{len(toasts)}"
+    row.duplicates = sum(len(t) > 1 for t in toasts.values())
+    row.lost = sum(not t for t in toasts.values())
+    return row
+
+
+def first_messages(api: FakeBotAPI, chats: list[int]) -> list[dict]:
+    by_chat = {}
+    for m in list(api.messages):
+        by_chat.setdefault(m["chat"]["id"], m)
+    return [by_chat[c] for c in chats if c in by_chat]
+
+
+def journal_poison(ctx) -> Row:
+    with FakeBotAPI(token=TOKEN) as api:
+        bot = Bot(api, ctx.models, ctx.work("journal-poison")).start()
+        chats = ctx.chats()
+        t0 = time.monotonic()
+        polls = len(api.calls_of("getUpdates"))
+        for i, chat in enumerate(chats):
+            if i == len(chats) - 1:  # beyond SQLite's integers (the ids after it would be too: the last one)
+                api.push(update_id=2**63, message=_message(chat, f"/{ctx.command}"))
+            else:
+                api.send_text(chat, f"/{ctx.command} \ud800" if i % 10 == 9 else f"/{ctx.command}")
+        settle(api, chats, ctx.timeout)
+        took = time.monotonic() - t0
+        polls = len(api.calls_of("getUpdates")) - polls
+        health = bot.health()
+        status = bot.stop()
+        row = count(api, Row("journal poison: 1 in 10 with a lone surrogate, the last with id 2**63"), chats)
+        logged = bot.log_text().count("without the update journal")
+        row.outcome = (f"{polls} getUpdates in {took:.0f} s; {logged} log lines for the poison; health {health}; "
+                       f"exit {status}")
+        return row
+
+
+def _message(chat: int, text: str) -> dict:
+    from tests.bot.fakeapi import message
+    return message(chat, text)
+
+
+def votes_db_deleted(ctx) -> Row:
+    with FakeBotAPI(token=TOKEN) as api:
+        work = ctx.work("votes-db-deleted")
+        bot = Bot(api, ctx.models, work).start()
+        chats = ctx.chats()
+        burst(api, chats, f"/{ctx.command}")
+        settle(api, chats, ctx.timeout)
+        for f in (work / "data").glob("bot.sqlite3*"):
+            f.unlink()
+        qids = [press_under(api, m) for m in first_messages(api, chats)]
+        toasts = settle_presses(api, qids, ctx.timeout)
+        health = bot.health()
+        status = bot.stop()
+        row = count_presses(Row("database deleted mid-run, then 👍 under each proverb"), toasts)
+        texts = [t[0] for t in toasts.values() if t]
+        refused = sum("не учтена" in t for t in texts)
+        counted = sum("учтено" in t for t in texts)
+        row.stray = "—"
+        row.outcome = f"{refused} toasts 'not taken', {counted} 'counted'; health {health}; exit {status}"
+        return row
+
+
+ODD_TEMPERATURES = ["t=0.12345", "t=1e-5", "t=-0", "t=0.33333333"]
+
+
+def odd_temperatures(ctx) -> Row:
+    with FakeBotAPI(token=TOKEN) as api:
+        bot = Bot(api, ctx.models, ctx.work("odd-temperatures")).start()
+        chats = ctx.chats()
+        for i, chat in enumerate(chats):
+            api.send_text(chat, f"/{ctx.command} {ODD_TEMPERATURES[i % len(ODD_TEMPERATURES)]} seed={i}")
+        settle(api, chats, ctx.timeout)
+        row = count(api, Row("odd temperatures (t=0.12345, 1e-5, -0, 0.33333333), then 👍 under each"), chats)
+        firsts = first_messages(api, chats)
+        toasts = settle_presses(api, [press_under(api, m) for m in firsts], ctx.timeout)
+        texts = [t[0] for t in toasts.values() if t]
+        # a replay of every tenth reply, from a fresh chat: the same text
+        again = {}
+        for m in firsts[::10]:
+            chat = m["chat"]["id"] + 500_000
+            api.send_text(chat, m["text"].rpartition("\n\n")[2])
+            again[chat] = m["text"]
+        settle(api, list(again), ctx.timeout)
+        same = sum(replies(api, c)[:1] == [t] for c, t in again.items())
+        status = bot.stop()
+        row.outcome = (f"presses: {sum('учтено' in t for t in texts)}/{len(toasts)} counted, "
+                       f"{sum('устарела' in t for t in texts)} 'expired'; replays: {same}/{len(again)} the same text; "
+                       f"exit {status}")
+        return row
+
+
+NOT_TEXT = [12345, {}, {"a": 1}, [1, 2], True, 1.5]
+
+
+def numeric_callback(ctx) -> Row:
+    with FakeBotAPI(token=TOKEN) as api:
+        bot = Bot(api, ctx.models, ctx.work("numeric-callback")).start()
+        chat = ctx.chats()[0]
+        api.send_text(chat, f"/{ctx.command}")
+        settle(api, [chat], ctx.timeout)
+        [msg] = first_messages(api, [chat])
+        n_sent = len(api.messages)
+        qids = [press_under(api, msg, data=NOT_TEXT[i % len(NOT_TEXT)]) for i in range(ctx.burst)]
+        toasts = settle_presses(api, qids, ctx.timeout)
+        status = bot.stop()
+        row = count_presses(Row("callback data that is not text (12345, {}, [1, 2], true, 1.5)"), toasts)
+        row.stray = len(api.messages) - n_sent
+        polite = sum(bool(t) and "устарела" in t[0] for t in toasts.values())
+        row.outcome = f"{polite}/{len(toasts)} polite toasts; exit {status}"
+        return row
+
+
 def bundles(ctx) -> Row:
     """Tamper with a copy of the bundles, one way at a time: check and startup must each refuse with one line."""
     first = sorted(p for p in ctx.models.iterdir() if (p / "manifest.json").exists())[0]
@@ -394,6 +545,10 @@ SCENARIOS = {
     "db-corrupt": db_fault("db-corrupt", deleted=False),
     "db-deleted": db_fault("db-deleted", deleted=True),
     "bundles": bundles,
+    "journal-poison": journal_poison,
+    "votes-db-deleted": votes_db_deleted,
+    "odd-temperatures": odd_temperatures,
+    "numeric-callback": numeric_callback,
 }
 
 

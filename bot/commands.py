@@ -75,9 +75,11 @@ def entity_command(text: str, length: int) -> Command:
     `/sufi\u200b` are the command /sufi. The rest is everything after the entity, less the punctuation and
     invisible characters (zero-width space, RLM, ...) that stuck to the command.
     """
-    units = text.encode("utf-16-le")
-    head = units[: 2 * length].decode("utf-16-le", errors="ignore")
-    rest = units[2 * length :].decode("utf-16-le", errors="ignore")
+    # surrogatepass: a lone surrogate (valid JSON, "\ud800") is one UTF-16 unit, as Telegram counts; strict
+    # encoding raised, and the chat got «Что-то пошло не так» (bench/faults.py journal-poison, issue 24)
+    units = text.encode("utf-16-le", errors="surrogatepass")
+    head = units[: 2 * length].decode("utf-16-le", errors="surrogatepass")
+    rest = units[2 * length :].decode("utf-16-le", errors="surrogatepass")
     name, _, mention = head[1:].partition("@")
     return Command(name.lower(), mention or None, _strip_stuck(rest))
 
