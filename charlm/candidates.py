@@ -21,6 +21,7 @@ from .charset import Charset
 from .generate import Request, Result, generate
 from .novelty import NoveltyIndex
 from .runtime import Runtime
+from .score import text_nats
 from .wordfilter import has_filtered_word
 
 _CHECKER: AgreementChecker | None = None
@@ -38,10 +39,11 @@ def candidate_seed(seed: int, k: int) -> int:
 FRESH_ROUNDS = 4
 
 
-def _key(res: Result, k: int, checker: AgreementChecker | None) -> tuple:
-    # usable first (not empty, not copied, no listed word), then the fewest agreement errors, then the lowest k
+def _key(res: Result, k: int, checker: AgreementChecker | None, nats: float = 0.0) -> tuple:
+    # usable first (not empty, not copied, no listed word), then the fewest agreement errors, then the text the
+    # model itself finds most likely per character (`nats`: its mean negative log-likelihood), then the lowest k
     errors = checker.check([res.raw]).errors if checker is not None else 0
-    return (not res.text, res.copied > 0, has_filtered_word(res.raw), errors, k)
+    return (not res.text, res.copied > 0, has_filtered_word(res.raw), errors, nats, k)
 
 
 def generate_best(
@@ -62,9 +64,16 @@ def generate_best(
             break
         ranges = [range(counts[i] * rnd, counts[i] * (rnd + 1)) if i in todo else range(0) for i in range(len(requests))]
         if any(b[0] is None for b in best):  # a single candidate: its key was never needed until now
-            best = [(_key(res, 0, _checker(checker)), res) if key is None else (key, res) for key, res in best]
+            scores = text_nats(runtime, charset, [_written(charset, res.raw) for _, res in best])
+            best = [(_key(res, 0, _checker(checker), nats / n if n else 0.0), res) if key is None else (key, res)
+                    for (key, res), (nats, n) in zip(best, scores)]
         best = _best_of(runtime, charset, requests, ranges, novelty, checker, best)
     return [replace(res, seed=r.seed) for (_, res), r in zip(best, requests)]
+
+
+def _written(charset: Charset, raw: str) -> str:
+    """What the model wrote: a proverb cut at its maximum length ends in a "…" the model may not know."""
+    return "".join(c for c in raw if c in charset)
 
 
 def _checker(checker: AgreementChecker | None) -> AgreementChecker:
@@ -84,9 +93,13 @@ def _best_of(runtime, charset, requests, ranges, novelty, checker, best) -> list
         for k in ranges[i]:
             expanded.append(Request(candidate_seed(r.seed, k), r.prefix, r.settings))
             owner.append((i, k))
+    results = generate(runtime, charset, expanded, novelty)
+    # Why the likelihood: among candidates the checks find equal (most have 0 agreement errors now), the one
+    # the model scores highest per character reads better: RESULT. One scoring pass, each text its own row.
+    scores = text_nats(runtime, charset, [_written(charset, res.raw) for res in results])
     best = list(best)
-    for (i, k), res in zip(owner, generate(runtime, charset, expanded, novelty)):
-        key = _key(res, k, checker)
+    for (i, k), res, (nats, n) in zip(owner, results, scores):
+        key = _key(res, k, checker, nats / n if n else 0.0)
         if best[i] is None or key < best[i][0]:
             best[i] = (key, res)
     return best

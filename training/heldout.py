@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from charlm import Charset, Runtime
-from charlm.generate import start_context
-from charlm.text import END
+from charlm.score import text_nats
 
 LN2 = math.log(2)
 
@@ -23,28 +20,6 @@ def heldout_bpc(runtime: Runtime, charset: Charset, texts: list[str]) -> tuple[f
     """
     if not texts:
         return None, 0
-    prime = start_context(charset)
-    skip = len(prime) - 1  # predictions made while still feeding the prime are not scored
-    tail = END if END in charset else ""
-    seqs = sorted((charset.encode(prime + t + tail) for t in texts), key=len, reverse=True)
-    steps = np.array([len(s) - 1 for s in seqs])  # (rows,) predictions per row, descending
-    ids = np.zeros((len(seqs), steps[0] + 1), np.int64)  # (rows, longest + 1), zero padded
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)] = s
-    state = runtime.initial_state(len(seqs))
-    rows = len(seqs)
-    total = 0.0
-    for t in range(int(steps[0])):
-        live = int(np.searchsorted(-steps, -t, side="left"))  # rows with steps > t
-        if live < rows:
-            state = Runtime.select(state, slice(0, live))
-            rows = live
-        logits, state = runtime.step(ids[:rows, t], state)  # (rows, vocab)
-        if t < skip:  # still inside the priming context: the text's own characters start after it
-            continue
-        z = logits.astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z).sum(axis=1))
-        total += float((lse - z[np.arange(rows), ids[:rows, t + 1]]).sum())
-    scored = int(steps.sum()) - skip * len(seqs)
-    return total / scored / LN2, scored
+    scores = text_nats(runtime, charset, texts, closed=True)
+    scored = sum(n for _, n in scores)
+    return sum(x for x, _ in scores) / scored / LN2, scored

@@ -109,3 +109,40 @@ def test_a_listed_word_is_never_served_and_a_fresh_candidate_replaces_it(alpha, 
            [r.text for r in served[:8]]
     # proverbs without the word are the ones served before the word was listed
     assert all(s.raw == p for s, p in zip(served, plain) if not pattern.search(p))
+
+
+class NoErrors:
+    """A grammar check that finds every candidate equal: the model's own likelihood decides."""
+
+    def check(self, texts):
+        from charlm.agreement import Agreement
+
+        return Agreement(pairs=1, errors=0)
+
+
+def test_among_equal_candidates_the_one_the_model_finds_most_likely_is_kept(alpha):
+    from charlm.candidates import _written
+    from charlm.score import text_nats
+
+    s4 = replace(alpha.defaults, candidates=4)
+    chosen_k = []
+    for seed in range(8):
+        alone = [generate(alpha.runtime, alpha.charset, [Request(candidate_seed(seed, k), "", s4)], alpha.novelty)[0]
+                 for k in range(4)]
+        scores = [text_nats(alpha.runtime, alpha.charset, [_written(alpha.charset, a.raw)])[0] for a in alone]
+        likeliest = min(range(4), key=lambda k: (scores[k][0] / scores[k][1], k))
+        got = generate_best(alpha.runtime, alpha.charset, [Request(seed, "", s4)], alpha.novelty, NoErrors())[0]
+        assert got.text == alone[likeliest].text
+        chosen_k.append(likeliest)
+    assert len(set(chosen_k)) > 1  # the likelihood, not the candidate's number, decided
+
+
+def test_a_texts_score_does_not_depend_on_what_is_scored_with_it(alpha):
+    from charlm.candidates import _written
+    from charlm.score import text_nats
+
+    texts = [_written(alpha.charset, r.raw)
+             for r in generate(alpha.runtime, alpha.charset, [Request(s, "", alpha.defaults) for s in range(9)])]
+    together = text_nats(alpha.runtime, alpha.charset, texts)
+    assert [text_nats(alpha.runtime, alpha.charset, [t])[0] for t in texts] == together
+    assert all(n == len(t) for (_, n), t in zip(together, texts))
