@@ -54,11 +54,15 @@ class NoveltyIndex:
 
     @classmethod
     def of_corpora(cls, texts: list[str], also: "NoveltyIndex | None" = None, n: int = WINDOW) -> "NoveltyIndex":
-        """Every training text's windows (each corpus in `texts` in full, or sampled above SAMPLE_ABOVE
-        characters), plus the windows `also` holds (the base a model was fine-tuned from learned them too)."""
+        """Every training text's windows: each corpus in `texts` in full (sampled above SAMPLE_ABOVE characters),
+        and the sampled part of the windows `also` holds (the base a model was fine-tuned from learned them).
+
+        Why the base's are sampled: a fine-tuned model copies what it saw last and most often, its own corpus;
+        the base's texts (round 3: TinyStories-ru, every written corpus, the real ones and fortunes-ru, 6.3 M
+        windows) in full made each bundle's novelty.npy 23 MB and each generation worker 137 MB larger."""
         parts = [window_hashes(t, n) if len(t) <= SAMPLE_ABOVE else sampled(window_hashes(t, n)) for t in texts]
         if also is not None:
-            parts.append(also.hashes)
+            parts.append(sampled(also.hashes))
         return cls(np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint32), n)
 
     def copied(self, text: str) -> tuple[int, int]:
