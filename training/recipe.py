@@ -64,8 +64,8 @@ def decoding(culture: str) -> dict:
 
     A parable needs a setup and a point: 150-400 characters (the written ones: median 271) instead of round 2's
     40-160. Best of 3 at temperature 0.5, ties on the agreement check broken by the likeliest candidate
-    (charlm.score), over one candidate at 0.6: panel E's readers gave grammar 2.43 / sense 1.69 against
-    2.01 / 1.38 (the same models; docs/quality.md). It costs serving speed: bench/README.md."""
+    (charlm.score), over one candidate at 0.6: panel E's four readers gave grammar 2.38 / sense 1.64 against
+    2.06 / 1.42 (the same models; docs/quality.md). It costs serving speed: bench/README.md."""
     if culture == "aphorism":
         title, aliases, description = TITLES[culture]
         return dict(title=title, aliases=aliases, description=description, temperature=0.5, top_p=0.9,
