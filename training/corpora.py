@@ -1,7 +1,7 @@
 """`python -m training.corpora`: get the corpora into `data/` (the project ships none).
 
 - `fetch`: the ancestor's five parable corpora from NeuroBasnya's MIT-licensed `training.zip`
-  (downloaded, or `--from` a local copy), checked against the hashes the shipped bundles were trained on.
+  (downloaded, or `--from` a local copy), checked against the hashes the shipped base (base/) was trained on.
 - `fortunes`: Russian sayings from Debian's `fortunes-ru` package (GPL-2), cleaned into one entry per line.
 - `tinystories`: simple children's stories from TinyStories-ru (Apache-2.0), one story per line: grammar first.
 - `written`: the figures and checks of the parables written for the project (`corpora/*.written.txt`).
@@ -31,7 +31,7 @@ from .cli import HelpFormatter, Parser, fail, ranged
 ZIP_URL = "https://github.com/TatianaShavrina/NeuroBasnya/raw/master/training.zip"
 SOURCE = "NeuroBasnya by Tatiana Shavrina (github.com/TatianaShavrina/NeuroBasnya), MIT license"
 
-# The ancestor's file -> our culture, and the sha256 of the corpus the shipped bundles were trained on
+# The ancestor's file -> our culture, and the sha256 of the corpus the shipped base (base/) was trained on
 # (each bundle's manifest.json records it under corpus.files).
 PARABLES = {
     "arm": ("armenian", "c74ec4fd6ccf70257708a03bbfab2583191b63e52792fcad0a8487082e8a2d77"),
@@ -78,6 +78,18 @@ class Report:
     dropped: Counter = field(default_factory=Counter)
     mapped: Counter = field(default_factory=Counter)
 
+    def take(self, entry: str, why: str | None, seen: set, kept: list) -> None:
+        """Keep `entry` (no reason to drop it and not seen before), else count why it was dropped."""
+        if why is None and entry in seen:
+            why = "exact duplicates"
+        if why is not None:
+            self.dropped[why] += 1
+            return
+        seen.add(entry)
+        kept.append(entry)
+        self.kept += 1
+        self.chars += len(entry) + 1
+
     def lines(self, out: Path) -> list[str]:
         drops = ", ".join(f"{n} {why}" for why, n in self.dropped.most_common()) or "none"
         return [f"{self.files} files, {self.entries} entries read",
@@ -118,15 +130,9 @@ def read_fortunes(files: list[Path], length: tuple[int, int] | None = None,
                 why = "with characters the --charset-of model lacks"
             elif length and not length[0] <= len(entry) <= length[1]:
                 why = f"outside {length[0]}-{length[1]} characters"
-            elif entry in seen:
-                why = "exact duplicates"
             else:
-                seen.add(entry)
-                kept.append(entry)
-                report.kept += 1
-                report.chars += len(entry) + 1
-                continue
-            report.dropped[why] += 1
+                why = None
+            report.take(entry, why, seen, kept)
     return kept, report
 
 
@@ -181,11 +187,11 @@ def extract_parables(data: bytes, origin: str, out_dir: Path, check: bool = True
     corpora = []
     for stem, (name, sha) in PARABLES.items():
         # The corpora are the zip's files as they are: UTF-8, one parable per line. Any other byte would
-        # change what the shipped bundles were trained on, so the hash is checked, not the bytes rewritten.
+        # change what the shipped base was trained on, so the hash is checked, not the bytes rewritten.
         body = z.read(by_stem[stem])
         got = hashlib.sha256(body).hexdigest()
         if check and got != sha:
-            raise SourceError(f"{origin}: {stem}.txt has sha256 {got[:12]}…, the shipped bundles were trained on "
+            raise SourceError(f"{origin}: {stem}.txt has sha256 {got[:12]}…, the shipped base was trained on "
                               f"{sha[:12]}…; use NeuroBasnya's original training.zip (or --no-check)")
         try:
             chars = len(body.decode("utf-8"))
@@ -290,15 +296,9 @@ def read_tinystories(folder: Path, alphabet: set[str] | None) -> tuple[list[str]
                 why = f"with characters the --charset-of model lacks ({''.join(sorted(lacking))})"
             elif has_filtered_word(text):
                 why = "with a word a parable never says"
-            elif text in seen:
-                why = "exact duplicates"
             else:
-                seen.add(text)
-                kept.append(text)
-                report.kept += 1
-                report.chars += len(text) + 1
-                continue
-            report.dropped[why] += 1
+                why = None
+            report.take(text, why, seen, kept)
     report.mapped = mapped
     return kept, report
 
