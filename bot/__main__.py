@@ -269,7 +269,7 @@ def cmd_check(settings: BotSettings, proverbs: int = 1000) -> int:
             n = len(bundle.manifest.get("golden", []))
             metrics = bundle.manifest.get("metrics")
             bpc = metrics.get("val_bpc") if isinstance(metrics, dict) else None
-            extra = f", validation {bpc:.3f} bits/char" if isinstance(bpc, (int, float)) else ""
+            extra = f", held-out {bpc:.3f} bits/char (training's windowed measure)" if isinstance(bpc, (int, float)) else ""
             words = f", none of {proverbs} proverbs says a listed word" if proverbs else ""
             print(f"ok   {bundle.name}: {n} golden samples reproduced{words}{extra}")
     return 1 if failed else 0
