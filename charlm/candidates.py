@@ -52,7 +52,6 @@ def generate_best(
 ) -> list[Result]:
     """Like `generate`, but a request whose settings ask for N > 1 candidates gets the best of N, and a
     proverb with a listed word is replaced by a fresh candidate's (charlm.wordfilter)."""
-    global _CHECKER
     counts = [max(1, r.settings.candidates) for r in requests]
     if all(n == 1 for n in counts):
         best = [(None, res) for res in generate(runtime, charset, requests, novelty)]
@@ -95,7 +94,8 @@ def _best_of(runtime, charset, requests, ranges, novelty, checker, best) -> list
             owner.append((i, k))
     results = generate(runtime, charset, expanded, novelty)
     # Why the likelihood: among candidates the checks find equal (most have 0 agreement errors now), the one
-    # the model scores highest per character reads better: RESULT. One scoring pass, each text its own row.
+    # the model scores highest per character reads better: panel E, best of 3 this way at t 0.5 against one
+    # candidate at t 0.6, grammar 2.38 / sense 1.64 against 2.06 / 1.42. One scoring pass, each text its own row.
     scores = text_nats(runtime, charset, [_written(charset, res.raw) for res in results])
     best = list(best)
     for (i, k), res, (nats, n) in zip(owner, results, scores):

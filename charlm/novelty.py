@@ -38,6 +38,15 @@ def sampled(hashes: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:
     return hashes[hashes % np.uint32(every) == 0]
 
 
+def found_in(index: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """(len(hashes),) bool: which of `hashes` the sorted array `index` holds (a lookup, not np.isin's sort)."""
+    if not len(hashes) or not len(index):
+        return np.zeros(len(hashes), bool)
+    pos = np.searchsorted(index, hashes)
+    pos[pos == len(index)] = 0
+    return index[pos] == hashes
+
+
 class NoveltyIndex:
     """Sorted unique window hashes of a corpus; `copied(text)` counts windows of text found there."""
 
@@ -68,11 +77,7 @@ class NoveltyIndex:
     def copied(self, text: str) -> tuple[int, int]:
         """(copied windows, all windows) of `text`."""
         h = window_hashes(text, self.n)
-        if not len(h) or not len(self.hashes):
-            return 0, len(h)
-        pos = np.searchsorted(self.hashes, h)
-        pos[pos == len(self.hashes)] = 0
-        return int((self.hashes[pos] == h).sum()), len(h)
+        return int(found_in(self.hashes, h).sum()), len(h)
 
     def save(self, path: str | Path) -> None:
         np.save(path, self.hashes, allow_pickle=False)

@@ -27,7 +27,7 @@ _STEMS = (
     "хуй", "хуя", "хуе", "хуё", "пизд", "ебат", "ебал", "ебан", "ёб", "бляд", "блят", "сука",
     "суки", "сучк", "мудак", "мудил", "говн", "дерьм", "жоп", "засранец", "сволоч", "ублюд",
     # computers and programmers
-    "компьютер", "программист", "программ", "интернет", "хакер", "сервер", "софт", "юникс", "виндоус", "линукс",
+    "компьютер", "программ", "интернет", "хакер", "сервер", "софт", "юникс", "виндоус", "линукс",
     "майкрософт", "процессор", "ноутбук", "смартфон", "файл", "байт", "мегабайт", "электронн почт", "емейл", "имейл",
     # politicians and politics
     "политик", "политич", "президент", "депутат", "парламент", "коммунист", "большевик", "демократ", "либерал",
@@ -36,8 +36,8 @@ _STEMS = (
 # Whole words only: a stem would also catch ordinary words («вина» guilt, «пивовар», «бага», «кабака»...).
 _WHOLE = ("вино", "вином", "пиво", "пива", "пивом", "пиве", "бля", "ебу", "еби")
 
-_STEM_RE = "|".join(sorted((re.escape(s).replace(r"\ ", r"\w*\s+") for s in _STEMS if s.strip() not in _WHOLE),
-                           key=len, reverse=True))
+# a stem of two words («публичн дом») matches the rest of the first word, then spaces
+_STEM_RE = "|".join(sorted((re.escape(s).replace(r"\ ", r"\w*\s+") for s in _STEMS), key=len, reverse=True))
 _WHOLE_RE = "|".join(re.escape(w) for w in _WHOLE)
 PATTERN = re.compile(rf"(?<![а-яёa-z])(?:(?:{_STEM_RE})|(?:{_WHOLE_RE})(?![а-яёa-z]))", re.IGNORECASE)
 

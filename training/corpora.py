@@ -219,6 +219,18 @@ def cmd_fetch(a) -> int:
     return 0
 
 
+def alphabet_of(bundle: str | None) -> set[str] | None:
+    """--charset-of BUNDLE -> the characters that bundle can write (None: no such limit)."""
+    if not bundle:
+        return None
+    from charlm import BundleError, load_bundle
+
+    try:
+        return set(load_bundle(bundle).charset.chars)
+    except BundleError as e:
+        raise SourceError(f"--charset-of: {e}") from None
+
+
 def cmd_fortunes(a) -> int:
     if a.files:
         files = [Path(f) for f in a.files]
@@ -227,14 +239,7 @@ def cmd_fortunes(a) -> int:
     length = CURATED_LENGTH if a.curated else None
     if a.min_length or a.max_length:
         length = (a.min_length or 1, a.max_length or 10**9)
-    alphabet = None
-    if a.charset_of:
-        from charlm import BundleError, load_bundle
-
-        try:
-            alphabet = set(load_bundle(a.charset_of).charset.chars)
-        except BundleError as e:
-            raise SourceError(f"--charset-of: {e}") from None
+    alphabet = alphabet_of(a.charset_of)
     entries, report = read_fortunes(files, length, alphabet)
     if not entries:
         raise SourceError(f"no entries left out of {report.entries} in {report.files} files; check --files")
@@ -304,14 +309,7 @@ def read_tinystories(folder: Path, alphabet: set[str] | None) -> tuple[list[str]
 
 
 def cmd_tinystories(a) -> int:
-    alphabet = None
-    if a.charset_of:
-        from charlm import BundleError, load_bundle
-
-        try:
-            alphabet = set(load_bundle(a.charset_of).charset.chars)
-        except BundleError as e:
-            raise SourceError(f"--charset-of: {e}") from None
+    alphabet = alphabet_of(a.charset_of)
     if not a.source:
         raise SourceError(f"pass --from DIR: a copy of TinyStories-ru's data/*.jsonl ({TINYSTORIES_URL})")
     stories, report = read_tinystories(Path(a.source), alphabet)
@@ -333,7 +331,7 @@ def cmd_written(a) -> int:
     files = [Path(f) for f in a.files] if a.files else sorted(Path(a.dir).glob("*.written.txt"))
     if not files:
         raise SourceError(f"{a.dir}: no *.written.txt files; pass the files to check")
-    ok = check_files(files, [Path(p) for p in a.against], a.charset_of, out=sys.stdout)
+    ok = check_files(files, [Path(p) for p in a.against], alphabet_of(a.charset_of), out=sys.stdout)
     return 0 if ok or not a.check else 1
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from charlm.agreement import AgreementChecker
-from charlm.novelty import window_hashes
+from charlm.novelty import found_in, window_hashes
 from charlm.text import END
 from charlm.wordfilter import filtered_words
 
@@ -81,7 +81,6 @@ class FileReport:
     top_opening: tuple[str, float] = ("", 0.0)
     near: int = 0
     copied: float = 0.0
-    copied_from: Counter = field(default_factory=Counter)
     agreement: float | None = None
     known: float | None = None
     words: list[str] = field(default_factory=list)
@@ -109,21 +108,13 @@ class FileReport:
         return out
 
 
-def check_files(files: list[Path], against: list[Path], charset_of: str | None, out=sys.stdout) -> bool:
-    """Print each file's figures and failures; True when every file passes."""
-    alphabet = None
-    if charset_of:
-        from charlm import load_bundle
-
-        alphabet = set(load_bundle(charset_of).charset.chars)
-    corpora = {p: read_corpus(p, min_chars=1).texts for p in files}
+def check_files(files: list[Path], against: list[Path], alphabet: set[str] | None, out=sys.stdout) -> bool:
+    """Print each file's figures and failures (characters outside `alphabet` fail); True when every file passes."""
+    corpora = {p: read_corpus(p, min_chars=1).texts for p in [*against, *files]}
     # sorted unique window hashes of every corpus a written file may not copy from (itself excluded below)
-    hashes = {p: np.unique(window_hashes("".join(t + END for t in (corpora[p] if p in corpora else
-                                                                      read_corpus(p, min_chars=1).texts)), COPY_WINDOW))
-              for p in [*against, *files]}
+    hashes = {p: np.unique(window_hashes("".join(t + END for t in texts), COPY_WINDOW)) for p, texts in corpora.items()}
     # the words of the corpora the written ones learn from (figures, customs: «Бешт», «ребе», «цдака»)
-    vocabulary = {m.group().lower() for p in against for t in read_corpus(p, min_chars=1).texts
-                  for m in WORD_RE.finditer(t)}
+    vocabulary = {m.group().lower() for p in against for t in corpora[p] for m in WORD_RE.finditer(t)}
     all_texts = [(p.name, i + 1, t) for p in files for i, t in enumerate(corpora[p])]
     near = near_duplicates(all_texts)
     checker, words = AgreementChecker(), WordChecker()
@@ -142,9 +133,7 @@ def check_files(files: list[Path], against: list[Path], charset_of: str | None, 
         hit = np.zeros(len(mine), bool)
         for q, h in hashes.items():
             if q != p:
-                found = np.isin(mine, h)
-                r.copied_from[q.name] = int(found.sum())
-                hit |= found
+                hit |= found_in(h, mine)
         r.copied = float(hit.mean()) if len(mine) else 0.0
         a = checker.check(texts)
         r.agreement, r.examples = a.rate, a.examples
