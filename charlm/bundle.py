@@ -20,6 +20,7 @@ from .generate import Request, Result
 from .novelty import NoveltyIndex
 from .runtime import Runtime
 from .sampling import Settings
+from .words import Vocabulary
 
 # 2: golden samples from exact (whole-number) products; 1: from float32 per-row products. A format-1 bundle's
 # model files are the same; only its golden samples differ, and `python -m training.retune` rewrites them.
@@ -30,6 +31,7 @@ WEIGHTS = "model.weights.h5"
 CHARSET = "charset.json"
 MANIFEST = "manifest.json"
 NOVELTY = "novelty.npy"
+WORDS = "words.txt"  # the words of the bundle's corpus that pymorphy3 does not know (charlm.words)
 PLOT = "training.png"
 REQUIRED = (MODEL_JSON, WEIGHTS, CHARSET)
 NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -52,11 +54,12 @@ class Bundle:
     charset: Charset
     runtime: Runtime | None  # None after `without_model()`: the metadata of a bundle others generate from
     novelty: NoveltyIndex | None
+    words: Vocabulary | None = None  # its own words.txt + pymorphy3 (None after `without_model()`)
 
     def without_model(self) -> "Bundle":
         """This bundle verified, with its weights and novelty index let go: what a process that only routes
         requests to generation workers needs (~10 MB less per bundle of 2 x 384)."""
-        return replace(self, runtime=None, novelty=None)
+        return replace(self, runtime=None, novelty=None, words=None)
 
     @property
     def name(self) -> str:
@@ -82,7 +85,7 @@ class Bundle:
     def generate(self, requests: list[Request]) -> list[Result]:
         if self.runtime is None:
             raise RuntimeError(f"{self.path}: loaded without its model (Bundle.without_model); load it again to generate")
-        return generate_best(self.runtime, self.charset, requests, self.novelty)
+        return generate_best(self.runtime, self.charset, requests, self.novelty, words=self.words)
 
     def check_golden(self) -> list[str]:
         """Regenerate the manifest's golden samples; one line per sample that does not match exactly."""
@@ -113,6 +116,8 @@ def settings_problems(where: str, data) -> list[str]:
         return [f"{where}: must be an object of decoding settings, got {type(data).__name__}"]
     problems = [f"{where}.{k}: must be a {' or '.join(t.__name__ for t in types)}, got {data[k]!r}"
                 for k, types in _SETTING_TYPES.items() if k in data and not _is(data[k], types)]
+    if "real_words" in data and not isinstance(data["real_words"], bool):
+        problems.append(f"{where}.real_words: must be true or false, got {data['real_words']!r}")
     if not problems:
         try:
             Settings.from_dict(data)  # the ranges (temperature 0..5, 1 <= min_length <= max_length, ...)
@@ -227,7 +232,11 @@ def load_bundle(path: str | Path, model: bool = True, upgrade: bool = False) -> 
         except (ValueError, OSError, EOFError) as e:
             raise BundleError(path / NOVELTY, f"not a novelty index ({e})") from None
         novelty = NoveltyIndex(hashes, int(manifest.get("novelty_window", 40)))
-    return Bundle(path, manifest, charset, runtime, novelty)
+    try:
+        words = Vocabulary.from_text((path / WORDS).read_text(encoding="utf-8")) if WORDS in files else Vocabulary()
+    except (UnicodeDecodeError, OSError) as e:
+        raise BundleError(path / WORDS, f"not a word list, one word a line in UTF-8 ({e})") from None
+    return Bundle(path, manifest, charset, runtime, novelty, words)
 
 
 def looks_like_bundle(folder: Path) -> bool:

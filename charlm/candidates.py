@@ -22,9 +22,12 @@ from .generate import Request, Result, generate
 from .novelty import NoveltyIndex
 from .runtime import Runtime
 from .score import text_nats
+from .sampling import Settings
 from .wordfilter import has_filtered_word
+from .words import Vocabulary
 
 _CHECKER: AgreementChecker | None = None
+_VOCABULARY: Vocabulary | None = None
 
 
 def candidate_seed(seed: int, k: int) -> int:
@@ -39,24 +42,37 @@ def candidate_seed(seed: int, k: int) -> int:
 FRESH_ROUNDS = 4
 
 
-def _key(res: Result, k: int, checker: AgreementChecker | None, nats: float = 0.0) -> tuple:
-    # usable first (not empty, not copied, no listed word), then the fewest agreement errors, then the text the
-    # model itself finds most likely per character (`nats`: its mean negative log-likelihood), then the lowest k
+def _key(res: Result, k: int, checker: AgreementChecker | None, nats: float = 0.0,
+         words: Vocabulary | None = None) -> tuple:
+    # usable first (not empty, not copied, no listed word), then the fewest errors (agreement errors, and with
+    # `words`, unknown words), then the text the model itself finds most likely per character (`nats`: its mean
+    # negative log-likelihood), then the lowest k
     errors = checker.check([res.raw]).errors if checker is not None else 0
+    if words is not None:
+        errors += len(words.unknown(res.raw))
     return (not res.text, res.copied > 0, has_filtered_word(res.raw), errors, nats, k)
+
+
+def _words(settings: Settings, words: Vocabulary | None) -> Vocabulary | None:
+    """The vocabulary a request's candidates are judged by: none unless its settings ask for real words."""
+    if not settings.real_words:
+        return None
+    return words if words is not None else _vocabulary()
 
 
 def generate_best(
     runtime: Runtime, charset: Charset, requests: list[Request], novelty: NoveltyIndex | None = None,
-    checker: AgreementChecker | None = None,
+    checker: AgreementChecker | None = None, words: Vocabulary | None = None,
 ) -> list[Result]:
     """Like `generate`, but a request whose settings ask for N > 1 candidates gets the best of N, and a
-    proverb with a listed word is replaced by a fresh candidate's (charlm.wordfilter)."""
+    proverb with a listed word is replaced by a fresh candidate's (charlm.wordfilter). `words`: the bundle's
+    vocabulary, for requests with `real_words` (pymorphy3's dictionary alone when None)."""
     counts = [max(1, r.settings.candidates) for r in requests]
     if all(n == 1 for n in counts):
         best = [(None, res) for res in generate(runtime, charset, requests, novelty)]
     else:
-        best = _best_of(runtime, charset, requests, [range(n) for n in counts], novelty, checker, [None] * len(requests))
+        best = _best_of(runtime, charset, requests, [range(n) for n in counts], novelty, checker, [None] * len(requests),
+                        words)
     for rnd in range(1, FRESH_ROUNDS + 1):
         todo = [i for i, (_, res) in enumerate(best) if has_filtered_word(res.raw)]
         if not todo:
@@ -64,9 +80,9 @@ def generate_best(
         ranges = [range(counts[i] * rnd, counts[i] * (rnd + 1)) if i in todo else range(0) for i in range(len(requests))]
         if any(b[0] is None for b in best):  # a single candidate: its key was never needed until now
             scores = text_nats(runtime, charset, [_written(charset, res.raw) for _, res in best])
-            best = [(_key(res, 0, _checker(checker), nats / n if n else 0.0), res) if key is None else (key, res)
-                    for (key, res), (nats, n) in zip(best, scores)]
-        best = _best_of(runtime, charset, requests, ranges, novelty, checker, best)
+            best = [(_key(res, 0, _checker(checker), nats / n if n else 0.0, _words(r.settings, words)), res)
+                    if key is None else (key, res) for (key, res), (nats, n), r in zip(best, scores, requests)]
+        best = _best_of(runtime, charset, requests, ranges, novelty, checker, best, words)
     return [replace(res, seed=r.seed) for (_, res), r in zip(best, requests)]
 
 
@@ -84,7 +100,14 @@ def _checker(checker: AgreementChecker | None) -> AgreementChecker:
     return _CHECKER
 
 
-def _best_of(runtime, charset, requests, ranges, novelty, checker, best) -> list[tuple]:
+def _vocabulary() -> Vocabulary:
+    global _VOCABULARY
+    if _VOCABULARY is None:
+        _VOCABULARY = Vocabulary()
+    return _VOCABULARY
+
+
+def _best_of(runtime, charset, requests, ranges, novelty, checker, best, words=None) -> list[tuple]:
     """Generate candidates k in ranges[i] for request i (one row each) and keep the best per request."""
     checker = _checker(checker)
     expanded, owner = [], []  # one row per candidate; owner[j] = (request index, k)
@@ -99,7 +122,7 @@ def _best_of(runtime, charset, requests, ranges, novelty, checker, best) -> list
     scores = text_nats(runtime, charset, [_written(charset, res.raw) for res in results])
     best = list(best)
     for (i, k), res, (nats, n) in zip(owner, results, scores):
-        key = _key(res, k, checker, nats / n if n else 0.0)
+        key = _key(res, k, checker, nats / n if n else 0.0, _words(requests[i].settings, words))
         if best[i] is None or key < best[i][0]:
             best[i] = (key, res)
     return best

@@ -18,6 +18,7 @@ class Settings:
     max_length: int = 300  # hard cap; the text is then cut at the last sentence or word boundary
     end_boost: float = 0.0  # logits added to sentence ends, growing from max_length/2 to max_length
     candidates: int = 1  # proverbs generated per request; the one whose grammar agrees best is kept
+    real_words: bool = False  # among candidates, prefer those with fewer words nobody knows (charlm.words)
 
     def __post_init__(self):
         if not (0.0 <= self.temperature <= 5.0):
@@ -30,6 +31,8 @@ class Settings:
             raise ValueError(f"end_boost must be between 0 and 20, got {self.end_boost}")
         if not (1 <= self.candidates <= 16):
             raise ValueError(f"candidates must be between 1 and 16, got {self.candidates}")
+        if not isinstance(self.real_words, bool):
+            raise ValueError(f"real_words must be true or false, got {self.real_words!r}")
         if not (1 <= self.min_length <= self.max_length):
             raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
 

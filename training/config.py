@@ -13,7 +13,7 @@ from charlm import Settings
 # The parts of the config that define the model; a resumed run must match them.
 ARCH = ("cell", "layers", "units", "embedding")
 # Generation defaults a bundle carries; a replaced bundle's values are kept unless given.
-GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost", "candidates")
+GENERATION = ("temperature", "top_p", "top_k", "min_length", "max_length", "end_boost", "candidates", "real_words")
 # What a new bundle takes from the one it replaces unless given (carry_over).
 CARRIED = ("title", "aliases", "description", *GENERATION)
 CHECKPOINT, CANDIDATE = "checkpoint", "bundle"  # the run folder's subfolders
@@ -58,6 +58,7 @@ class TrainConfig:
     max_length: int = 400
     end_boost: float = 3.0
     candidates: int = 1
+    real_words: bool = False
     export: bool = True
 
     def generation(self) -> Settings:

@@ -12,22 +12,27 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from charlm import BundleError, Request, Settings, load_bundle, write_bundle
-from charlm.bundle import MANIFEST
+from charlm.bundle import MANIFEST, WORDS
+from charlm.words import Vocabulary
 
 from .cli import fail
+from .corpus import CorpusError, read_corpus
 
-FIELDS = ("temperature", "top_k", "top_p", "min_length", "max_length", "end_boost", "candidates")
+FIELDS = ("temperature", "top_k", "top_p", "min_length", "max_length", "end_boost", "candidates", "real_words")
 
 
-def retune(path: str | Path, **changes) -> tuple[Settings, Settings, list[str]]:
-    """-> (old defaults, new defaults, golden texts) after rewriting the bundle at `path`."""
+def retune(path: str | Path, words: Vocabulary | None = None, **changes) -> tuple[Settings, Settings, list[str]]:
+    """-> (old defaults, new defaults, golden texts) after rewriting the bundle at `path` (with `words` as its
+    words.txt, when given)."""
     bundle = load_bundle(path, upgrade=True)  # an older format's golden samples are rewritten here
     old = bundle.defaults
     new = old.with_(**changes)  # raises ValueError naming the setting out of range
+    if words is not None:
+        bundle = replace(bundle, words=words)
     golden = bundle.manifest.get("golden") or [{"seed": s, "prefix": ""} for s in (1, 2, 3)]
     results = bundle.generate([Request(g["seed"], g.get("prefix", ""), new) for g in golden])
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "format", "charset_sha256")}
@@ -40,6 +45,8 @@ def retune(path: str | Path, **changes) -> tuple[Settings, Settings, list[str]]:
         for f, p in files.items():
             copies[f] = Path(d) / f
             copies[f].write_bytes(p.read_bytes())
+        if words is not None:
+            copies[WORDS] = words.to_text()
         write_bundle(bundle.path, copies, json.loads(json.dumps(manifest)))
     return old, new, [r.text for r in results]
 
@@ -54,16 +61,22 @@ def main(argv=None) -> int:
     p.add_argument("--max-length", type=int, help="hard cap, characters")
     p.add_argument("--end-boost", type=float, help="logits added to sentence ends from half the maximum length on")
     p.add_argument("--candidates", type=int, help="proverbs generated per request; the best agreeing one is kept")
+    p.add_argument("--real-words", action=argparse.BooleanOptionalAction,
+                   help="among the candidates, prefer those whose words pymorphy3 or the bundle's words.txt knows")
+    p.add_argument("--words-from", nargs="+", metavar="CORPUS",
+                   help="write the bundle's words.txt: the words of these corpora that pymorphy3 does not know")
     a = p.parse_args(argv)
     changes = {k: getattr(a, k) for k in FIELDS}
     try:
-        old, new, texts = retune(a.bundle, **changes)
-    except BundleError as e:
+        words = Vocabulary.of_texts(t for c in a.words_from for t in read_corpus(c).texts) if a.words_from else None
+        old, new, texts = retune(a.bundle, words, **changes)
+    except (BundleError, CorpusError) as e:
         return fail(e)
     except ValueError as e:
         return fail(f"{a.bundle}/{MANIFEST}: {e}")
     diff = [f"{k} {getattr(old, k)} -> {getattr(new, k)}" for k in FIELDS if getattr(old, k) != getattr(new, k)]
-    print(f"{a.bundle}: {', '.join(diff) or 'settings unchanged'}; {len(texts)} golden samples regenerated")
+    told = f"; words.txt: {len(words.own)} words of {', '.join(a.words_from)}" if words is not None else ""
+    print(f"{a.bundle}: {', '.join(diff) or 'settings unchanged'}{told}; {len(texts)} golden samples regenerated")
     return 0
 
 

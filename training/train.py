@@ -12,6 +12,7 @@ if __name__ == "__main__":  # before the imports below: Ctrl-C while they load i
     quiet_tensorflow()
     interrupt_in_one_line("before training started; nothing was saved")
 
+import argparse
 import datetime as _dt
 import json
 import math
@@ -31,6 +32,7 @@ from charlm import BundleError, Charset, NoveltyIndex, Request, Runtime, generat
 from charlm.bundle import MANIFEST, NAME_RE, WEIGHTS, swap_in
 from charlm.errors import PathError
 from charlm.text import END
+from charlm.words import Vocabulary
 
 from .cli import HelpFormatter, Parser, fail, quiet_tensorflow, ranged
 from .corpus import CorpusError, read_corpus
@@ -131,6 +133,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, SimpleNamespace]:
                    f"length on, so long proverbs end a sentence (default: {d.end_boost})")
     g.add_argument("--candidates", type=ranged(int, 1, 16), help="proverbs generated per request, the one whose grammar agrees best "
                    f"is served (default: {d.candidates})")
+    g.add_argument("--real-words", action=argparse.BooleanOptionalAction, default=None,
+                   help="among the candidates, prefer those whose words pymorphy3 or the corpus knows "
+                   f"(default: {str(d.real_words).lower()})")
     g.add_argument("--no-export", dest="export", action="store_false", help="only train and checkpoint; write no bundle")
     a = p.parse_args(argv)
     if not NAME_RE.match(a.culture):
@@ -541,8 +546,9 @@ class Trainer:
             plot = plot_history(st["history"], Path(d) / "training.png", f"{cfg.title} ({cfg.culture})")
             # the novelty guard covers every text the model learned from: this run's corpora and its base's
             novelty = NoveltyIndex.of_corpora([c.text for c in self.corpora], self.base.novelty if self.base else None)
+            words = Vocabulary.of_texts(t for c in self.corpora for t in c.texts)
             export_bundle(self.model, self.charset, dest, manifest, generation=cfg.generation(), plot=plot,
-                          novelty=novelty)
+                          novelty=novelty, words=words)
         self.say(f"bundle written: {dest} (best epoch {st['best_epoch']}, validation {best.get('val_bpc')} bpc)")
         return dest
 

@@ -131,6 +131,7 @@ def _set_manifest(d, change):
     (lambda m: {**m, "generation": {"min_length": 50, "max_length": 10}}, "generation"),
     (lambda m: {**m, "generation": "hot"}, "generation"),
     (lambda m: {**m, "novelty_window": "forty"}, "novelty_window"),
+    (lambda m: {**m, "generation": {"real_words": "yes"}}, "generation.real_words"),
     (lambda m: {**m, "golden": [{"seed": "one"}]}, "golden[0]"),
     (lambda m: {**m, "files": {**m["files"], "model.json": 42}}, "files.model.json"),
 ])

@@ -146,3 +146,41 @@ def test_a_texts_score_does_not_depend_on_what_is_scored_with_it(alpha):
     together = text_nats(alpha.runtime, alpha.charset, texts)
     assert [text_nats(alpha.runtime, alpha.charset, [t])[0] for t in texts] == together
     assert all(n == len(t) for (_, n), t in zip(together, texts))
+
+
+def test_with_real_words_the_candidate_with_fewest_unknown_words_is_kept(alpha):
+    from charlm.candidates import _written
+    from charlm.score import text_nats
+    from charlm.words import Vocabulary
+
+    words = Vocabulary()  # pymorphy3 alone: the tiny model's «words» are mostly unknown, some («к», «ее») known
+    s4 = replace(alpha.defaults, candidates=4)
+    changed = 0
+    for seed in range(10):
+        alone = [generate(alpha.runtime, alpha.charset, [Request(candidate_seed(seed, k), "", s4)], alpha.novelty)[0]
+                 for k in range(4)]
+        nats = [(lambda t: t[0] / t[1])(text_nats(alpha.runtime, alpha.charset, [_written(alpha.charset, a.raw)])[0])
+                for a in alone]
+        fewest = min(range(4), key=lambda k: (len(words.unknown(alone[k].raw)), nats[k], k))
+        on = generate_best(alpha.runtime, alpha.charset, [Request(seed, "", replace(s4, real_words=True))],
+                           alpha.novelty, NoErrors(), words=words)[0]
+        off = generate_best(alpha.runtime, alpha.charset, [Request(seed, "", s4)], alpha.novelty, NoErrors(),
+                            words=words)[0]
+        assert on.text == alone[fewest].text
+        changed += on.text != off.text
+    assert changed  # the words decided somewhere: without real_words the likeliest candidate is kept
+
+
+def test_the_bundles_own_words_count_as_known(alpha):
+    from charlm.words import Vocabulary
+
+    s4 = replace(alpha.defaults, candidates=4, real_words=True)
+    reqs = [Request(seed, "", s4) for seed in range(6)]
+    texts = [r.raw for r in generate(alpha.runtime, alpha.charset, [Request(candidate_seed(r.seed, k), "", s4)
+                                                                       for r in reqs for k in range(4)])]
+    everything = Vocabulary.of_texts(texts)  # every word the candidates wrote is this bundle's own
+    assert all(everything.unknown(t) == [] for t in texts)
+    knowing = [r.text for r in generate_best(alpha.runtime, alpha.charset, reqs, alpha.novelty, NoErrors(), words=everything)]
+    likeliest = [r.text for r in generate_best(alpha.runtime, alpha.charset, [replace(r, settings=replace(s4, real_words=False))
+                                                                                for r in reqs], alpha.novelty, NoErrors())]
+    assert knowing == likeliest

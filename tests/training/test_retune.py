@@ -49,3 +49,18 @@ def test_a_format_1_bundle_is_refused_by_name_and_retune_brings_it_up(tiny_model
     assert "settings unchanged; 3 golden samples regenerated" in capsys.readouterr().out
     after = load_bundle(b)
     assert after.manifest["format"] == FORMAT_VERSION and after.check_golden() == []
+
+
+def test_real_words_with_the_bundles_own_words(tiny_models, tmp_path, capsys):
+    b = tmp_path / "alpha"
+    shutil.copytree(tiny_models / "alpha", b)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Старый Зюзябр сказал ученику: «Иди».\nУченик пошёл к Зюзябру.\n" * 40, encoding="utf-8")
+    assert main([str(b), "--candidates", "3", "--real-words", "--words-from", str(corpus)]) == 0
+    assert "real_words False -> True" in capsys.readouterr().out
+    after = load_bundle(b)
+    assert after.defaults.real_words and (b / "words.txt").read_text(encoding="utf-8") == "зюзябр\nзюзябру\n"
+    assert after.words.known("Зюзябру") and not after.words.known("Зюзябрам")
+    assert after.check_golden() == []  # golden samples chosen with those words, as the bot chooses
+    assert main([str(b), "--words-from", str(tmp_path / "missing.txt")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -203,6 +203,11 @@ def test_a_new_culture_fine_tunes_from_the_base(tmp_path, corpus):
     base_windows = window_hashes(read_corpus(corpus).text)
     held = np.isin(base_windows, b.novelty.hashes) | np.isin(base_windows, window_hashes(read_corpus(tmp_path / "kurdish.txt").text))
     assert (held >= (base_windows % SAMPLE_EVERY == 0)).all() and (base_windows % SAMPLE_EVERY == 0).any()
+    # its words.txt: the words of its own corpus that pymorphy3 lacks, for decoding with real_words
+    from charlm.words import Vocabulary
+
+    assert "words.txt" in b.manifest["files"]
+    assert b.words.own == Vocabulary.of_texts(read_corpus(tmp_path / "kurdish.txt").texts).own
 
 
 def test_help_shows_each_default_once_and_range_errors_say_the_range(tmp_path):
