@@ -79,11 +79,19 @@ def generate_best(
             break
         ranges = [range(counts[i] * rnd, counts[i] * (rnd + 1)) if i in todo else range(0) for i in range(len(requests))]
         if any(b[0] is None for b in best):  # a single candidate: its key was never needed until now
-            scores = text_nats(runtime, charset, [_written(charset, res.raw) for _, res in best])
+            scores = _scores(runtime, charset, [res for _, res in best])
             best = [(_key(res, 0, _checker(checker), nats / n if n else 0.0, _words(r.settings, words)), res)
                     if key is None else (key, res) for (key, res), (nats, n), r in zip(best, scores, requests)]
         best = _best_of(runtime, charset, requests, ranges, novelty, checker, best, words)
     return [replace(res, seed=r.seed) for (_, res), r in zip(best, requests)]
+
+
+def _scores(runtime: Runtime, charset: Charset, results: list[Result]) -> list[tuple[float, int]]:
+    """(nats, characters) of each result's text: summed while it was generated, else (a cut that added "…")
+    one scoring pass of those texts alone (charlm.score.text_nats; the two agree bit for bit)."""
+    rest = [i for i, res in enumerate(results) if res.nats is None]
+    scored = dict(zip(rest, text_nats(runtime, charset, [_written(charset, results[i].raw) for i in rest])))
+    return [res.nats if res.nats is not None else scored[i] for i, res in enumerate(results)]
 
 
 def _written(charset: Charset, raw: str) -> str:
@@ -118,8 +126,8 @@ def _best_of(runtime, charset, requests, ranges, novelty, checker, best, words=N
     results = generate(runtime, charset, expanded, novelty)
     # Why the likelihood: among candidates the checks find equal (most have 0 agreement errors now), the one
     # the model scores highest per character reads better: panel E, best of 3 this way at t 0.5 against one
-    # candidate at t 0.6, grammar 2.38 / sense 1.64 against 2.06 / 1.42. One scoring pass, each text its own row.
-    scores = text_nats(runtime, charset, [_written(charset, res.raw) for res in results])
+    # candidate at t 0.6, grammar 2.38 / sense 1.64 against 2.06 / 1.42. Summed while generating (Result.nats).
+    scores = _scores(runtime, charset, results)
     best = list(best)
     for (i, k), res, (nats, n) in zip(owner, results, scores):
         key = _key(res, k, checker, nats / n if n else 0.0, _words(requests[i].settings, words))

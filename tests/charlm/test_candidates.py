@@ -184,3 +184,25 @@ def test_the_bundles_own_words_count_as_known(alpha):
     likeliest = [r.text for r in generate_best(alpha.runtime, alpha.charset, [replace(r, settings=replace(s4, real_words=False))
                                                                                 for r in reqs], alpha.novelty, NoErrors())]
     assert knowing == likeliest
+
+
+def test_the_likelihood_summed_while_generating_is_the_scoring_pass_bit_for_bit(alpha):
+    from charlm.candidates import _written
+    from charlm.score import text_nats
+
+    cut = replace(alpha.defaults, min_length=10, max_length=30)  # many end at the length cut, some with "…"
+    reqs = [Request(s, "Он" if s % 3 == 0 else "", cut if s % 2 else alpha.defaults) for s in range(24)]
+    results = generate(alpha.runtime, alpha.charset, reqs, alpha.novelty)
+    scored = text_nats(alpha.runtime, alpha.charset, [_written(alpha.charset, r.raw) for r in results])
+    assert [r.nats for r in results] == scored  # exactly: the same float64 sums in the same order
+    assert any(r.ended == "length" for r in results) and any(r.raw.startswith("Он") for r in results)
+
+
+def test_a_text_without_its_summed_likelihood_is_scored_again(alpha):
+    from charlm.candidates import _scores, _written
+    from charlm.score import text_nats
+
+    results = generate(alpha.runtime, alpha.charset, [Request(s, "", alpha.defaults) for s in range(4)])
+    mixed = [replace(r, nats=None) if i % 2 else r for i, r in enumerate(results)]
+    assert _scores(alpha.runtime, alpha.charset, mixed) == \
+        text_nats(alpha.runtime, alpha.charset, [_written(alpha.charset, r.raw) for r in results])
