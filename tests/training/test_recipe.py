@@ -53,7 +53,11 @@ def test_the_table_is_the_shipped_schedule():
     assert sorted(genre["corpus"][1:]) == sorted(f"corpora/{c}.written.txt" for c in recipe.SERVED)
     fine = [s for s in recipe.STEPS if s.install == "models"]
     assert [s.name for s in fine] == ["armenian", "hasidic", "indian", "jewish", "sufi", "aphorism"]
-    assert all(s.args["init_from"] == "genre" and s.args["corpus"] == [f"corpora/{s.name}.written.txt"] for s in fine)
+    assert all(s.args["init_from"] == ("genre" if s.name == "aphorism" else "mix")
+               and s.args["corpus"] == [f"corpora/{s.name}.written.txt"] for s in fine)
+    mix = recipe.by_name("mix").args  # round 4: the written corpora four times over, beside TinyStories-ru
+    assert mix["init_from"] == "genre" and mix["corpus"][0] == "data/tinystories.txt"
+    assert sorted(mix["corpus"][1:]) == sorted(f"corpora/{c}.written.txt" for c in recipe.SERVED for _ in range(4))
     # the real corpora and fortunes-ru's sayings are in none of round 3's steps
     for s in recipe.STEPS[recipe.STEPS.index(recipe.by_name("simple")):]:
         assert not any(c.startswith("data/") and c != "data/tinystories.txt" for c in s.args["corpus"]), s.name
@@ -65,11 +69,11 @@ def test_the_table_is_the_shipped_schedule():
 
 def test_dry_run_prints_the_plan_and_commands_and_runs_nothing(corpora):
     out = run(["--dry-run"], corpora).stdout
-    assert "15 of 15 steps" in out
+    assert "16 of 16 steps" in out
     assert "python -m training.widen runs/sufi256/bundle --units 384" in out
     assert "--init-from runs/base384/bundle" in out and "--recipe-step aphorism" in out and "--alias aph" in out
     assert "python -m training.corpora tinystories --from data/tinystories-ru -o data/tinystories.txt" in out
-    assert "--init-from runs/genre/bundle" in out
+    assert "--init-from runs/genre/bundle" in out and "--init-from runs/mix/bundle" in out
     assert not (corpora / "runs").exists()
 
 
