@@ -101,6 +101,10 @@ def test_corpus_reference_and_unknown_words():
     c = WordChecker()
     known, total, unknown = c.count(["Мудрец сказал: кто-то пришёл, а xyz 123 не в счёт.", "Абырвалг сказал"])
     assert total == 10 and known == 9 and list(unknown) == ["абырвалг"]
+    from charlm.words import Vocabulary
+
+    own = WordChecker(Vocabulary(["Абырвалг"]))  # a bundle's words.txt: its own names count as known
+    assert own.count(["Абырвалг сказал"])[:2] == (2, 2)
 
 
 def test_cli_prints_table_and_json(toy, capsys, tmp_path):
@@ -108,7 +112,7 @@ def test_cli_prints_table_and_json(toy, capsys, tmp_path):
     args = ["toy", "--models-dir", str(models), "--corpus", str(corpus), "-n", "8"]
     assert main(args + ["--save", str(tmp_path / "r.json")]) == 0
     table = capsys.readouterr().out
-    assert "known Russian words" in table and "validation bits/char" in table
+    assert "known words (pymorphy3 + the bundle's words.txt)" in table and "validation bits/char" in table
     assert main(args + ["--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 8 and report == json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) | {"seconds": report["seconds"]}
