@@ -19,6 +19,7 @@ import numpy as np
 from .agreement import AgreementChecker
 from .charset import Charset
 from .generate import Request, Result, generate
+from .generate import written as _written
 from .novelty import NoveltyIndex
 from .runtime import Runtime
 from .score import text_nats
@@ -92,11 +93,6 @@ def _scores(runtime: Runtime, charset: Charset, results: list[Result]) -> list[t
     rest = [i for i, res in enumerate(results) if res.nats is None]
     scored = dict(zip(rest, text_nats(runtime, charset, [_written(charset, results[i].raw) for i in rest])))
     return [res.nats if res.nats is not None else scored[i] for i, res in enumerate(results)]
-
-
-def _written(charset: Charset, raw: str) -> str:
-    """What the model wrote: a proverb cut at its maximum length ends in a "…" the model may not know."""
-    return "".join(c for c in raw if c in charset)
 
 
 def _checker(checker: AgreementChecker | None) -> AgreementChecker:

@@ -296,6 +296,9 @@ def _run(runtime: Runtime, charset: Charset, jobs: list[_Job]) -> list[tuple[str
             state = Runtime.select(state, keep)
             ids = ids[keep]
     draws.rewind()
-    known = set(chars)
-    return [(p.text, p.ended, likelihood.of(r, charset.encode("".join(c for c in p.text if c in known))))
-            for r, p in enumerate(proverbs)]
+    return [(p.text, p.ended, likelihood.of(r, charset.encode(written(charset, p.text)))) for r, p in enumerate(proverbs)]
+
+
+def written(charset: Charset, raw: str) -> str:
+    """What the model wrote: a proverb cut at its maximum length ends in a "…" the model may not know."""
+    return "".join(c for c in raw if c in charset)

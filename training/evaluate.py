@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ from charlm import BundleError, Request, load_bundle
 from charlm.novelty import found_in, window_hashes
 from charlm.proverb import ends_sentence
 from charlm.text import END
-from charlm.words import WORD_RE, Vocabulary  # noqa: F401 (WORD_RE: training.written reads it here)
+from charlm.words import WORD_RE, Vocabulary
 
 from charlm.agreement import AgreementChecker, analyzer
 from .cli import fail

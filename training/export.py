@@ -73,8 +73,8 @@ def export_bundle(
             files[PLOT] = Path(plot)
         runtime = Runtime.load(tmp / MODEL_JSON, weights)
         reqs = [Request(seed, prefix, generation) for seed, prefix in golden]
-        # as Bundle.generate: candidates included (a bundle without words.txt judges words by pymorphy3 alone)
-        samples = generate_best(runtime, charset, reqs, novelty, words=words or Vocabulary())
+        # as Bundle.generate: candidates included (without words.txt, words are judged by pymorphy3 alone)
+        samples = generate_best(runtime, charset, reqs, novelty, words=words)
         manifest = {
             "title": manifest.get("name", dest.name),
             "aliases": [],

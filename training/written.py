@@ -21,9 +21,10 @@ from charlm.agreement import AgreementChecker
 from charlm.novelty import found_in, window_hashes
 from charlm.text import END
 from charlm.wordfilter import filtered_words
+from charlm.words import WORD_RE, Vocabulary
 
 from .corpus import read_corpus
-from .evaluate import COPY_WINDOW, WORD_RE, WordChecker
+from .evaluate import COPY_WINDOW, WordChecker
 
 PARABLE_LENGTH = (150, 450)
 SAYING_LENGTH = (20, 160)
@@ -114,10 +115,10 @@ def check_files(files: list[Path], against: list[Path], alphabet: set[str] | Non
     # sorted unique window hashes of every corpus a written file may not copy from (itself excluded below)
     hashes = {p: np.unique(window_hashes("".join(t + END for t in texts), COPY_WINDOW)) for p, texts in corpora.items()}
     # the words of the corpora the written ones learn from (figures, customs: «Бешт», «ребе», «цдака»)
-    vocabulary = {m.group().lower() for p in against for t in corpora[p] for m in WORD_RE.finditer(t)}
+    vocabulary = Vocabulary(m.group() for p in against for t in corpora[p] for m in WORD_RE.finditer(t))
     all_texts = [(p.name, i + 1, t) for p in files for i, t in enumerate(corpora[p])]
     near = near_duplicates(all_texts)
-    checker, words = AgreementChecker(), WordChecker()
+    checker, words = AgreementChecker(), WordChecker(vocabulary)
     ok = True
     for p in files:
         texts = corpora[p]
@@ -137,8 +138,7 @@ def check_files(files: list[Path], against: list[Path], alphabet: set[str] | Non
         r.copied = float(hit.mean()) if len(mine) else 0.0
         a = checker.check(texts)
         r.agreement, r.examples = a.rate, a.examples
-        k, n, unknown = words.count(names_apart(t) for t in texts)
-        k += sum(c for w, c in unknown.items() if w in vocabulary)  # a word of the real collections is known
+        k, n, _ = words.count(names_apart(t) for t in texts)  # a word of the real collections is known too
         r.known = k / n if n else None
         r.words = [w for t in texts for w in filtered_words(t)]
         lengths = sorted(len(t) for t in texts)
